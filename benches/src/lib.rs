@@ -1,0 +1,1 @@
+//! Cross-crate criterion benchmarks of the reference workload.

@@ -1,0 +1,3 @@
+//! placeholder
+#[cfg(feature = "blas")]
+extern crate blas_src;
