@@ -1,0 +1,86 @@
+//! The one place that decides how many threads BLAS and Rayon use.
+//!
+//! Both OpenBLAS and Rayon keep their own pool of worker threads. Run unchecked, a Rayon task
+//! that calls a multi-threaded GEMM spawns `cores x cores` busy threads and everything slows
+//! down. The policy of this crate: dense products run from the calling thread with BLAS using
+//! all configured threads, element-wise work and gathers run on Rayon's pool of the same size,
+//! and code that calls BLAS from inside Rayon tasks (blocked retrieval, say) wraps itself in
+//! [`with_blas_threads`]`(1, ..)` so each task's GEMM stays on its own core.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+static CONFIGURED: OnceLock<usize> = OnceLock::new();
+static BLAS_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(feature = "blas")]
+extern "C" {
+    fn openblas_set_num_threads(n: std::os::raw::c_int);
+    fn openblas_get_num_threads() -> std::os::raw::c_int;
+}
+
+/// Number of threads to use when nothing was configured: `DMTL_THREADS` if set, else the
+/// number of cores the process may run on.
+pub fn default_threads() -> usize {
+    std::env::var("DMTL_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Configures Rayon's global pool and BLAS to use `n` threads each (`None`: [`default_threads`]).
+///
+/// Call it once, early, before any Rayon work. Later calls keep the first setting for Rayon
+/// (its global pool cannot be rebuilt) but still set BLAS. Returns the thread count in force.
+pub fn init(n: Option<usize>) -> usize {
+    let n = n.filter(|&n| n > 0).unwrap_or_else(default_threads);
+    let chosen = *CONFIGURED.get_or_init(|| {
+        // Fails only when the global pool was already built (by an earlier Rayon call);
+        // the pool then keeps its size, which we report.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        rayon::current_num_threads()
+    });
+    set_blas_threads(n);
+    chosen
+}
+
+/// Sets how many threads one BLAS call may use (a no-op without the `blas` feature, where the
+/// pure-Rust back-end follows Rayon).
+pub fn set_blas_threads(n: usize) {
+    let n = n.max(1);
+    BLAS_THREADS.store(n, Ordering::SeqCst);
+    #[cfg(feature = "blas")]
+    // SAFETY: a plain setter exported by libopenblas; any positive count is valid.
+    unsafe {
+        openblas_set_num_threads(n as std::os::raw::c_int)
+    };
+}
+
+/// How many threads one BLAS call uses now.
+pub fn blas_threads() -> usize {
+    #[cfg(feature = "blas")]
+    {
+        // SAFETY: a plain getter exported by libopenblas.
+        (unsafe { openblas_get_num_threads() }).max(1) as usize
+    }
+    #[cfg(not(feature = "blas"))]
+    {
+        BLAS_THREADS.load(Ordering::SeqCst).max(1)
+    }
+}
+
+/// Runs `f` with BLAS limited to `n` threads, restoring the previous count afterwards.
+///
+/// Use it around code that issues GEMMs from several Rayon tasks at once.
+pub fn with_blas_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    let before = blas_threads();
+    set_blas_threads(n);
+    let out = f();
+    set_blas_threads(before);
+    out
+}
