@@ -42,7 +42,9 @@ pub fn init(n: Option<usize>) -> usize {
     let chosen = *CONFIGURED.get_or_init(|| {
         // Fails only when the global pool was already built (by an earlier Rayon call);
         // the pool then keeps its size, which we report.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
         rayon::current_num_threads()
     });
     set_blas_threads(n);

@@ -1,0 +1,449 @@
+//! Named parameters, their gradients, and their safetensors files.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::Rng;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::TensorError;
+use crate::init::Init;
+
+/// Handle of a parameter inside a [`ParamStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId(pub usize);
+
+/// How a parameter is used, which decides how its gradient is stored and updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A dense weight or bias: every step updates every entry.
+    Dense,
+    /// An embedding table `(vocabulary, dim)`: gradients are sparse (only the rows a batch
+    /// touched) and lazy optimizers update only those rows.
+    Embedding,
+}
+
+/// One named parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    /// Dotted name, e.g. `teacher.expert.0.layer.1.weight`; the key in safetensors files.
+    pub name: String,
+    /// The value, always 2-d. A bias is `(1, n)`.
+    pub value: Array2<f32>,
+    /// Dense or embedding.
+    pub kind: ParamKind,
+    /// Saved as a 1-d tensor of `cols` entries (a bias, as PyTorch stores it).
+    pub saved_1d: bool,
+}
+
+impl Param {
+    /// The shape written to safetensors files.
+    pub fn saved_shape(&self) -> Vec<usize> {
+        if self.saved_1d {
+            vec![self.value.ncols()]
+        } else {
+            self.value.shape().to_vec()
+        }
+    }
+}
+
+/// Every parameter of a model, by name, in registration order.
+#[derive(Debug, Clone, Default)]
+pub struct ParamStore {
+    params: Vec<Param>,
+    by_name: HashMap<String, ParamId>,
+}
+
+impl ParamStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a parameter with the given value.
+    ///
+    /// # Panics
+    /// When `name` is already registered (a programming error in model code).
+    pub fn add(&mut self, name: &str, value: Array2<f32>, kind: ParamKind) -> ParamId {
+        self.try_add(name, value, kind, false)
+            .unwrap_or_else(|e| panic!("dmtl-tensor: {e}"))
+    }
+
+    /// Registers a parameter; errors on a duplicate name.
+    pub fn try_add(
+        &mut self,
+        name: &str,
+        value: Array2<f32>,
+        kind: ParamKind,
+        saved_1d: bool,
+    ) -> Result<ParamId, TensorError> {
+        if self.by_name.contains_key(name) {
+            return Err(TensorError::DuplicateName(name.to_string()));
+        }
+        let id = ParamId(self.params.len());
+        self.params.push(Param {
+            name: name.to_string(),
+            value: value.as_standard_layout().into_owned(),
+            kind,
+            saved_1d,
+        });
+        self.by_name.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// Registers a dense `(rows, cols)` weight drawn from `init`.
+    pub fn weight<R: Rng + ?Sized>(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        init: Init,
+        rng: &mut R,
+    ) -> ParamId {
+        self.add(name, init.sample(rows, cols, rng), ParamKind::Dense)
+    }
+
+    /// Registers a bias of `n` zeros, stored `(1, n)` and saved 1-d as PyTorch does.
+    pub fn bias(&mut self, name: &str, n: usize) -> ParamId {
+        self.try_add(name, Array2::zeros((1, n)), ParamKind::Dense, true)
+            .unwrap_or_else(|e| panic!("dmtl-tensor: {e}"))
+    }
+
+    /// Registers an embedding table `(vocab, dim)` drawn from `init`.
+    pub fn embedding<R: Rng + ?Sized>(
+        &mut self,
+        name: &str,
+        vocab: usize,
+        dim: usize,
+        init: Init,
+        rng: &mut R,
+    ) -> ParamId {
+        self.add(name, init.sample(vocab, dim, rng), ParamKind::Embedding)
+    }
+
+    /// Number of parameters (tensors).
+    pub fn len(&self) -> usize {
+        self.params.len()
+    }
+
+    /// True when no parameter is registered.
+    pub fn is_empty(&self) -> bool {
+        self.params.is_empty()
+    }
+
+    /// Total number of scalars over all parameters.
+    pub fn num_scalars(&self) -> usize {
+        self.params.iter().map(|p| p.value.len()).sum()
+    }
+
+    /// The parameter behind `id`.
+    pub fn get(&self, id: ParamId) -> &Param {
+        &self.params[id.0]
+    }
+
+    /// Its value.
+    pub fn value(&self, id: ParamId) -> ArrayView2<'_, f32> {
+        self.params[id.0].value.view()
+    }
+
+    /// Mutable access to its value.
+    pub fn value_mut(&mut self, id: ParamId) -> &mut Array2<f32> {
+        &mut self.params[id.0].value
+    }
+
+    /// The id registered under `name`.
+    pub fn id(&self, name: &str) -> Option<ParamId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// All parameters with their ids, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = (ParamId, &Param)> {
+        self.params.iter().enumerate().map(|(i, p)| (ParamId(i), p))
+    }
+
+    /// Serializes every parameter to safetensors bytes (f32, little-endian, names as keys).
+    pub fn to_safetensors_bytes(&self) -> Vec<u8> {
+        let bufs: Vec<(String, Vec<usize>, Vec<u8>)> = self
+            .params
+            .iter()
+            .map(|p| {
+                let data: Vec<u8> = p.value.iter().flat_map(|x| x.to_le_bytes()).collect();
+                (p.name.clone(), p.saved_shape(), data)
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = bufs
+            .iter()
+            .map(|(n, s, d)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), d).expect("shape matches data"),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, &None).expect("serializing in-memory tensors")
+    }
+
+    /// Writes every parameter to a safetensors file, atomically (a temporary file renamed over
+    /// `path`, so a crash never leaves a half-written file). PyTorch reads it with
+    /// `safetensors.torch.load_file`.
+    pub fn save(&self, path: &Path) -> Result<(), TensorError> {
+        crate::io::atomic_write(path, &self.to_safetensors_bytes())
+    }
+
+    /// Loads values for every parameter from a safetensors file.
+    ///
+    /// The file must hold exactly this store's names with the same shapes and dtype f32;
+    /// otherwise nothing is changed and the error names the first tensor that differs.
+    pub fn load(&mut self, path: &Path) -> Result<(), TensorError> {
+        let bytes = std::fs::read(path).map_err(|source| TensorError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_bytes(&bytes, path)
+    }
+
+    /// As [`ParamStore::load`], from bytes already in memory (`origin` names them in errors).
+    pub fn load_bytes(&mut self, bytes: &[u8], origin: &Path) -> Result<(), TensorError> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| TensorError::Format {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mismatch = |reason: String| TensorError::Mismatch {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        let mut staged = Vec::with_capacity(self.params.len());
+        for p in &self.params {
+            let t = st.tensor(&p.name).map_err(|_| {
+                mismatch(format!(
+                    "tensor `{}` is missing (is this a checkpoint of another model?)",
+                    p.name
+                ))
+            })?;
+            if t.dtype() != Dtype::F32 {
+                return Err(mismatch(format!(
+                    "tensor `{}` has dtype {:?}, expected F32",
+                    p.name,
+                    t.dtype()
+                )));
+            }
+            if t.shape() != p.saved_shape().as_slice() {
+                return Err(mismatch(format!(
+                    "tensor `{}` has shape {:?}, the model expects {:?}",
+                    p.name,
+                    t.shape(),
+                    p.saved_shape()
+                )));
+            }
+            let vals: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            staged.push(Array2::from_shape_vec(p.value.raw_dim(), vals).expect("checked shape"));
+        }
+        if st.len() != self.params.len() {
+            let extra = st
+                .names()
+                .into_iter()
+                .find(|n| !self.by_name.contains_key(*n))
+                .cloned()
+                .unwrap_or_default();
+            return Err(mismatch(format!(
+                "file holds tensor `{extra}` that the model does not have (is this a checkpoint of another model?)"
+            )));
+        }
+        for (p, v) in self.params.iter_mut().zip(staged) {
+            p.value = v;
+        }
+        Ok(())
+    }
+}
+
+/// The gradient of an embedding table: only the rows a batch touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseGrad {
+    /// Distinct row indices, ascending.
+    pub rows: Vec<u32>,
+    /// Their gradients, `(rows.len(), dim)`.
+    pub values: Array2<f32>,
+}
+
+impl SparseGrad {
+    /// Sums duplicate rows of `(rows[j], values.row(j))` pairs into distinct ascending rows.
+    pub fn coalesce(rows: &[u32], values: ArrayView2<'_, f32>) -> SparseGrad {
+        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+        order.sort_unstable_by_key(|&j| (rows[j as usize], j));
+        let mut uniq = Vec::new();
+        let mut starts = Vec::new();
+        for (pos, &j) in order.iter().enumerate() {
+            let r = rows[j as usize];
+            if uniq.last() != Some(&r) {
+                uniq.push(r);
+                starts.push(pos);
+            }
+        }
+        starts.push(order.len());
+        let dim = values.ncols();
+        let mut out = Array2::<f32>::zeros((uniq.len(), dim));
+        let fill = |(u, mut dst): (usize, ndarray::ArrayViewMut1<'_, f32>)| {
+            for &j in &order[starts[u]..starts[u + 1]] {
+                dst += &values.row(j as usize);
+            }
+        };
+        if rows.len() * dim > 1 << 15 {
+            use rayon::prelude::*;
+            out.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(fill);
+        } else {
+            out.axis_iter_mut(Axis(0)).enumerate().for_each(fill);
+        }
+        SparseGrad {
+            rows: uniq,
+            values: out,
+        }
+    }
+
+    /// Expands to a dense `(vocab, dim)` matrix (for tests and checks).
+    pub fn to_dense(&self, vocab: usize) -> Array2<f32> {
+        let mut d = Array2::zeros((vocab, self.values.ncols()));
+        for (k, &r) in self.rows.iter().enumerate() {
+            d.row_mut(r as usize).assign(&self.values.row(k));
+        }
+        d
+    }
+}
+
+/// A parameter's gradient: dense, or sparse rows of an embedding table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grad {
+    /// Same shape as the parameter.
+    Dense(Array2<f32>),
+    /// Touched rows of an embedding table.
+    Sparse(SparseGrad),
+}
+
+impl Grad {
+    /// Sum of squares of the entries.
+    pub fn sum_sq(&self) -> f64 {
+        let v = match self {
+            Grad::Dense(d) => d.view(),
+            Grad::Sparse(s) => s.values.view(),
+        };
+        v.iter().map(|&x| (x as f64) * (x as f64)).sum()
+    }
+
+    /// The stored entries (all of a dense gradient, the touched rows of a sparse one).
+    pub fn values_mut(&mut self) -> &mut Array2<f32> {
+        match self {
+            Grad::Dense(d) => d,
+            Grad::Sparse(s) => &mut s.values,
+        }
+    }
+
+    /// The stored entries.
+    pub fn values(&self) -> &Array2<f32> {
+        match self {
+            Grad::Dense(d) => d,
+            Grad::Sparse(s) => &s.values,
+        }
+    }
+}
+
+/// The gradients of one backward pass, by parameter.
+#[derive(Debug, Clone, Default)]
+pub struct Grads {
+    grads: Vec<Option<Grad>>,
+}
+
+impl Grads {
+    /// No gradients for a store of `n` parameters.
+    pub fn new(n: usize) -> Self {
+        Grads {
+            grads: vec![None; n],
+        }
+    }
+
+    /// The gradient of `id`, if the loss depends on it.
+    pub fn get(&self, id: ParamId) -> Option<&Grad> {
+        self.grads.get(id.0).and_then(|g| g.as_ref())
+    }
+
+    /// Gradients by parameter id, for optimizers.
+    pub fn iter(&self) -> impl Iterator<Item = (ParamId, &Grad)> {
+        self.grads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| g.as_ref().map(|g| (ParamId(i), g)))
+    }
+
+    /// Adds a dense gradient for `id`.
+    pub fn accumulate_dense(&mut self, id: ParamId, g: Array2<f32>) {
+        self.ensure(id);
+        match &mut self.grads[id.0] {
+            None => self.grads[id.0] = Some(Grad::Dense(g)),
+            Some(Grad::Dense(d)) => *d += &g,
+            Some(Grad::Sparse(s)) => {
+                let mut d = s.to_dense(g.nrows());
+                d += &g;
+                self.grads[id.0] = Some(Grad::Dense(d));
+            }
+        }
+    }
+
+    /// Adds sparse rows for embedding table `id`.
+    pub fn accumulate_sparse(&mut self, id: ParamId, g: SparseGrad) {
+        self.ensure(id);
+        match &mut self.grads[id.0] {
+            None => self.grads[id.0] = Some(Grad::Sparse(g)),
+            Some(Grad::Dense(d)) => {
+                for (k, &r) in g.rows.iter().enumerate() {
+                    let mut row = d.row_mut(r as usize);
+                    row += &g.values.row(k);
+                }
+            }
+            Some(Grad::Sparse(s)) => {
+                let rows: Vec<u32> = s.rows.iter().chain(g.rows.iter()).copied().collect();
+                let vals = ndarray::concatenate(Axis(0), &[s.values.view(), g.values.view()])
+                    .expect("same embedding width");
+                *s = SparseGrad::coalesce(&rows, vals.view());
+            }
+        }
+    }
+
+    fn ensure(&mut self, id: ParamId) {
+        if self.grads.len() <= id.0 {
+            self.grads.resize(id.0 + 1, None);
+        }
+    }
+
+    /// Euclidean norm over every gradient entry.
+    pub fn global_norm(&self) -> f64 {
+        self.iter().map(|(_, g)| g.sum_sq()).sum::<f64>().sqrt()
+    }
+
+    /// Scales all gradients so their global norm is at most `max_norm`; returns the norm before.
+    pub fn clip_global_norm(&mut self, max_norm: f64) -> f64 {
+        let norm = self.global_norm();
+        if norm > max_norm && norm > 0.0 {
+            let s = (max_norm / norm) as f32;
+            for g in self.grads.iter_mut().flatten() {
+                g.values_mut().mapv_inplace(|x| x * s);
+            }
+        }
+        norm
+    }
+
+    /// Errors naming the first parameter whose gradient holds a NaN or infinity.
+    pub fn check_finite(&self, store: &ParamStore) -> Result<(), TensorError> {
+        for (id, g) in self.iter() {
+            if g.values().iter().any(|x| !x.is_finite()) {
+                return Err(TensorError::NonFinite(store.get(id).name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
