@@ -17,11 +17,20 @@ fn rand_mat(rng: &mut ChaCha8Rng, r: usize, c: usize, lo: f32, hi: f32) -> Array
 fn away_from_zero(rng: &mut ChaCha8Rng, r: usize, c: usize) -> Array2<f32> {
     Array2::from_shape_simple_fn((r, c), || {
         let m: f32 = rng.gen_range(0.2..1.5);
-        if rng.gen_bool(0.5) { m } else { -m }
+        if rng.gen_bool(0.5) {
+            m
+        } else {
+            -m
+        }
     })
 }
 
-fn loss_of(store: &ParamStore, ids: &[ParamId], weights: &Array2<f32>, f: &dyn Fn(&Graph, &[Var]) -> Var) -> (f64, dmtl_tensor::Grads) {
+fn loss_of(
+    store: &ParamStore,
+    ids: &[ParamId],
+    weights: &Array2<f32>,
+    f: &dyn Fn(&Graph, &[Var]) -> Var,
+) -> (f64, dmtl_tensor::Grads) {
     let g = Graph::new(store);
     let vars: Vec<Var> = ids.iter().map(|&i| g.param(i)).collect();
     let out = f(&g, &vars);
@@ -82,9 +91,19 @@ fn matmul_all_transposes() {
         let mut s = ParamStore::new();
         let a_shape = if ta { (4, 3) } else { (3, 4) };
         let b_shape = if tb { (5, 4) } else { (4, 5) };
-        let a = dense(&mut s, "a", rand_mat(&mut rng, a_shape.0, a_shape.1, -1.0, 1.0));
-        let b = dense(&mut s, "b", rand_mat(&mut rng, b_shape.0, b_shape.1, -1.0, 1.0));
-        check(&format!("matmul {ta} {tb}"), &mut s, &[a, b], &|g, v| g.matmul_t(v[0], v[1], ta, tb));
+        let a = dense(
+            &mut s,
+            "a",
+            rand_mat(&mut rng, a_shape.0, a_shape.1, -1.0, 1.0),
+        );
+        let b = dense(
+            &mut s,
+            "b",
+            rand_mat(&mut rng, b_shape.0, b_shape.1, -1.0, 1.0),
+        );
+        check(&format!("matmul {ta} {tb}"), &mut s, &[a, b], &|g, v| {
+            g.matmul_t(v[0], v[1], ta, tb)
+        });
     }
 }
 
@@ -92,7 +111,12 @@ fn matmul_all_transposes() {
 fn linear_every_activation_with_and_without_bias() {
     // y = act(x W^T + b): dW = dz^T x, dx = dz W, db = column sums of dz, dz = dy * act'.
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for act in [Activation::Identity, Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ] {
         for with_bias in [true, false] {
             let mut s = ParamStore::new();
             let x = dense(&mut s, "x", rand_mat(&mut rng, 5, 3, -1.0, 1.0));
@@ -100,9 +124,12 @@ fn linear_every_activation_with_and_without_bias() {
             // A bias far from making pre-activations cross ReLU's kink.
             let b = dense(&mut s, "b", away_from_zero(&mut rng, 1, 4));
             let ids = if with_bias { vec![x, w, b] } else { vec![x, w] };
-            check(&format!("linear {act:?} bias={with_bias}"), &mut s, &ids, &|g, v| {
-                g.linear(v[0], v[1], v.get(2).copied(), act)
-            });
+            check(
+                &format!("linear {act:?} bias={with_bias}"),
+                &mut s,
+                &ids,
+                &|g, v| g.linear(v[0], v[1], v.get(2).copied(), act),
+            );
         }
     }
 }
@@ -113,7 +140,11 @@ fn add_sub_mul_with_broadcasts() {
     for b_shape in [(3, 4), (1, 4), (3, 1), (1, 1)] {
         let mut s = ParamStore::new();
         let a = dense(&mut s, "a", rand_mat(&mut rng, 3, 4, -1.0, 1.0));
-        let b = dense(&mut s, "b", rand_mat(&mut rng, b_shape.0, b_shape.1, -1.0, 1.0));
+        let b = dense(
+            &mut s,
+            "b",
+            rand_mat(&mut rng, b_shape.0, b_shape.1, -1.0, 1.0),
+        );
         check("add", &mut s, &[a, b], &|g, v| g.add(v[0], v[1]));
         check("sub", &mut s, &[a, b], &|g, v| g.sub(v[0], v[1]));
         check("mul", &mut s, &[a, b], &|g, v| g.mul(v[0], v[1]));
@@ -126,13 +157,25 @@ fn scale_and_add_scalar() {
     let mut s = ParamStore::new();
     let a = dense(&mut s, "a", rand_mat(&mut rng, 3, 2, -1.0, 1.0));
     check("scale", &mut s, &[a], &|g, v| g.scale(v[0], -2.5));
-    check("add_scalar", &mut s, &[a], &|g, v| g.square(g.add_scalar(v[0], 0.7)));
+    check("add_scalar", &mut s, &[a], &|g, v| {
+        g.square(g.add_scalar(v[0], 0.7))
+    });
 }
 
 #[test]
 fn every_unary() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for u in [Unary::Relu, Unary::Sigmoid, Unary::Tanh, Unary::LogSigmoid, Unary::Softplus, Unary::Exp, Unary::Log, Unary::Neg, Unary::Square] {
+    for u in [
+        Unary::Relu,
+        Unary::Sigmoid,
+        Unary::Tanh,
+        Unary::LogSigmoid,
+        Unary::Softplus,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Neg,
+        Unary::Square,
+    ] {
         let mut s = ParamStore::new();
         let v = match u {
             Unary::Log => rand_mat(&mut rng, 3, 4, 0.5, 2.0),
@@ -162,7 +205,9 @@ fn concat_slice_split_row_dot() {
     let a = dense(&mut s, "a", rand_mat(&mut rng, 3, 2, -1.0, 1.0));
     let b = dense(&mut s, "b", rand_mat(&mut rng, 3, 4, -1.0, 1.0));
     let c = dense(&mut s, "c", rand_mat(&mut rng, 3, 4, -1.0, 1.0));
-    check("concat_cols", &mut s, &[a, b, c], &|g, v| g.concat_cols(&[v[0], v[1], v[2]]));
+    check("concat_cols", &mut s, &[a, b, c], &|g, v| {
+        g.concat_cols(&[v[0], v[1], v[2]])
+    });
     check("slice_cols", &mut s, &[b], &|g, v| g.slice_cols(v[0], 1, 2));
     check("split_cols", &mut s, &[b], &|g, v| {
         let parts = g.split_cols(v[0], &[1, 3]);
@@ -177,7 +222,15 @@ fn mix_experts_through_softmax_gate() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let mut s = ParamStore::new();
     let gate = dense(&mut s, "gate", rand_mat(&mut rng, 4, 3, -1.0, 1.0));
-    let e: Vec<ParamId> = (0..3).map(|k| dense(&mut s, &format!("e{k}"), rand_mat(&mut rng, 4, 5, -1.0, 1.0))).collect();
+    let e: Vec<ParamId> = (0..3)
+        .map(|k| {
+            dense(
+                &mut s,
+                &format!("e{k}"),
+                rand_mat(&mut rng, 4, 5, -1.0, 1.0),
+            )
+        })
+        .collect();
     check("mix_experts", &mut s, &[gate, e[0], e[1], e[2]], &|g, v| {
         let w = g.softmax_rows(v[0]);
         g.mix_experts(w, &v[1..])
@@ -200,7 +253,11 @@ fn detach_stops_the_gradient() {
 fn embedding_single_ids_repeated_rows() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut s = ParamStore::new();
-    let t = s.add("table", rand_mat(&mut rng, 6, 3, -1.0, 1.0), ParamKind::Embedding);
+    let t = s.add(
+        "table",
+        rand_mat(&mut rng, 6, 3, -1.0, 1.0),
+        ParamKind::Embedding,
+    );
     let ids = [4u32, 0, 4, 2, 4];
     check("embedding", &mut s, &[t], &|g, _| g.embedding(t, &ids));
     // The gradient is sparse: only rows 0, 2 and 4.
@@ -219,16 +276,28 @@ fn embedding_single_ids_repeated_rows() {
 fn embedding_bag_sum_and_mean_with_empty_bags() {
     let mut rng = ChaCha8Rng::seed_from_u64(10);
     let mut s = ParamStore::new();
-    let t = s.add("table", rand_mat(&mut rng, 7, 3, -1.0, 1.0), ParamKind::Embedding);
+    let t = s.add(
+        "table",
+        rand_mat(&mut rng, 7, 3, -1.0, 1.0),
+        ParamKind::Embedding,
+    );
     // Bags: [1, 3, 3], [], [6], [0, 1].
     let ids = [1u32, 3, 3, 6, 0, 1];
     let offsets = [0u32, 3, 3, 4, 6];
     for pooling in [Pooling::Sum, Pooling::Mean] {
-        check(&format!("embedding_bag {pooling:?}"), &mut s, &[t], &|g, _| g.embedding_bag(t, &ids, &offsets, pooling));
+        check(
+            &format!("embedding_bag {pooling:?}"),
+            &mut s,
+            &[t],
+            &|g, _| g.embedding_bag(t, &ids, &offsets, pooling),
+        );
     }
     let g = Graph::new(&s);
     let v = g.value(g.embedding_bag(t, &ids, &offsets, Pooling::Mean));
-    assert!(v.row(1).iter().all(|&x| x == 0.0), "an empty bag pools to zeros");
+    assert!(
+        v.row(1).iter().all(|&x| x == 0.0),
+        "an empty bag pools to zeros"
+    );
     let tv = s.value(t);
     let expect = (&tv.row(1) + &tv.row(3) + &tv.row(3)) / 3.0;
     for (a, b) in v.row(0).iter().zip(expect.iter()) {
@@ -244,7 +313,11 @@ fn custom_op() {
     let a = dense(&mut s, "a", rand_mat(&mut rng, 2, 3, -1.0, 1.0));
     check("custom cube", &mut s, &[a], &|g, v| {
         let value = g.value(v[0]).mapv(|x| x * x * x);
-        g.custom(&[v[0]], value, Box::new(|ins, _y, dy| vec![Some(&ins[0].mapv(|x| 3.0 * x * x) * &dy)]))
+        g.custom(
+            &[v[0]],
+            value,
+            Box::new(|ins, _y, dy| vec![Some(&ins[0].mapv(|x| 3.0 * x * x) * &dy)]),
+        )
     });
 }
 
@@ -253,7 +326,11 @@ fn mlp_end_to_end() {
     // Embedding -> concat -> two linear layers -> sigmoid, every parameter checked.
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     let mut s = ParamStore::new();
-    let t = s.add("emb", rand_mat(&mut rng, 5, 2, -1.0, 1.0), ParamKind::Embedding);
+    let t = s.add(
+        "emb",
+        rand_mat(&mut rng, 5, 2, -1.0, 1.0),
+        ParamKind::Embedding,
+    );
     let w1 = dense(&mut s, "w1", rand_mat(&mut rng, 4, 3, -1.0, 1.0));
     let b1 = dense(&mut s, "b1", away_from_zero(&mut rng, 1, 4));
     let w2 = dense(&mut s, "w2", rand_mat(&mut rng, 1, 4, -1.0, 1.0));
@@ -275,7 +352,11 @@ fn stable_at_extreme_logits() {
     let ls = g.value(g.log_sigmoid(x));
     let sp = g.value(g.softplus(x));
     let sg = g.value(g.sigmoid(x));
-    assert!(ls.iter().chain(sp.iter()).chain(sg.iter()).all(|v| v.is_finite()));
+    assert!(ls
+        .iter()
+        .chain(sp.iter())
+        .chain(sg.iter())
+        .all(|v| v.is_finite()));
     assert!((ls[[0, 0]] + 100.0).abs() < 1e-4 && ls[[0, 1]].abs() < 1e-6);
     assert!((sp[[0, 1]] - 100.0).abs() < 1e-4 && sp[[0, 0]] < 1e-30);
     let sm = g.value(g.softmax_rows(g.input(array![[1000.0f32, 1000.0, -1000.0]])));

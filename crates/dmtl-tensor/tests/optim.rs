@@ -1,0 +1,167 @@
+//! Optimizers against hand-computed updates; the lazy update of embedding rows.
+
+use approx::assert_abs_diff_eq;
+use dmtl_tensor::optim::{Adagrad, Adam, Optimizer, Sgd};
+use dmtl_tensor::{Grads, Graph, ParamKind, ParamStore};
+use ndarray::{array, Array2};
+
+/// Grads holding `g` as the dense gradient of parameter 0.
+fn dense_grad(n: usize, g: Array2<f32>) -> Grads {
+    let mut grads = Grads::new(n);
+    grads.accumulate_dense(dmtl_tensor::ParamId(0), g);
+    grads
+}
+
+#[test]
+fn sgd_plain_and_momentum() {
+    let mut s = ParamStore::new();
+    let p = s.add("p", array![[1.0f32, -2.0]], ParamKind::Dense);
+    let mut opt = Sgd::new(0.1);
+    {
+        let g = dense_grad(s.len(), array![[0.5, 1.0]]);
+        opt.step(&mut s, &g);
+    }
+    // p - lr g = [1 - 0.05, -2 - 0.1]
+    assert_abs_diff_eq!(s.value(p)[[0, 0]], 0.95, epsilon = 1e-7);
+    assert_abs_diff_eq!(s.value(p)[[0, 1]], -2.1, epsilon = 1e-6);
+
+    let mut s = ParamStore::new();
+    let p = s.add("p", array![[1.0f32]], ParamKind::Dense);
+    let mut opt = Sgd::new(0.1).with_momentum(0.9);
+    {
+        let g = dense_grad(s.len(), array![[1.0]]);
+        opt.step(&mut s, &g);
+    } // v = 1, p = 0.9
+    {
+        let g = dense_grad(s.len(), array![[1.0]]);
+        opt.step(&mut s, &g);
+    } // v = 1.9, p = 0.71
+    assert_abs_diff_eq!(s.value(p)[[0, 0]], 0.71, epsilon = 1e-6);
+}
+
+#[test]
+fn adam_matches_hand_computed_steps() {
+    let mut s = ParamStore::new();
+    let p = s.add("p", array![[0.5f32]], ParamKind::Dense);
+    let (lr, b1, b2, eps) = (0.01f64, 0.9f64, 0.999f64, 1e-8f64);
+    let mut opt = Adam::new(lr as f32);
+    let (mut m, mut v, mut x) = (0.0f64, 0.0f64, 0.5f64);
+    for (t, g) in [0.3f64, -0.2, 0.7].into_iter().enumerate() {
+        {
+            let g = dense_grad(s.len(), array![[g as f32]]);
+            opt.step(&mut s, &g);
+        }
+        let t = t as i32 + 1;
+        m = b1 * m + (1.0 - b1) * g;
+        v = b2 * v + (1.0 - b2) * g * g;
+        let mhat = m / (1.0 - b1.powi(t));
+        let vhat = v / (1.0 - b2.powi(t));
+        x -= lr * mhat / (vhat.sqrt() + eps);
+        assert_abs_diff_eq!(s.value(p)[[0, 0]] as f64, x, epsilon = 1e-6);
+    }
+    assert_eq!(opt.steps(), 3);
+}
+
+#[test]
+fn adamw_decays_decoupled() {
+    let mut s = ParamStore::new();
+    let p = s.add("p", array![[2.0f32]], ParamKind::Dense);
+    let mut opt = Adam::new(0.1);
+    opt.weight_decay = 0.5;
+    opt.decoupled = true;
+    // A zero gradient leaves only the decay: p -= lr * wd * p = 2 - 0.1.
+    {
+        let g = dense_grad(s.len(), array![[0.0]]);
+        opt.step(&mut s, &g);
+    }
+    assert_abs_diff_eq!(s.value(p)[[0, 0]], 1.9, epsilon = 1e-6);
+}
+
+#[test]
+fn adagrad_matches_hand_computed_steps() {
+    let mut s = ParamStore::new();
+    let p = s.add("p", array![[1.0f32]], ParamKind::Dense);
+    let mut opt = Adagrad::new(0.5);
+    {
+        let g = dense_grad(s.len(), array![[2.0]]);
+        opt.step(&mut s, &g);
+    } // s = 4, p = 1 - 0.5*2/2 = 0.5
+    {
+        let g = dense_grad(s.len(), array![[1.0]]);
+        opt.step(&mut s, &g);
+    } // s = 5, p = 0.5 - 0.5/sqrt(5)
+    assert_abs_diff_eq!(s.value(p)[[0, 0]], 0.5 - 0.5 / 5f32.sqrt(), epsilon = 1e-6);
+}
+
+#[test]
+fn sparse_adam_leaves_untouched_rows_exactly_unchanged() {
+    let mut s = ParamStore::new();
+    let table: Array2<f32> = Array2::from_shape_fn((6, 3), |(r, c)| (r * 3 + c) as f32 * 0.1);
+    let t = s.add("table", table.clone(), ParamKind::Embedding);
+    let mut opt = Adam::new(0.01);
+    for ids in [[1u32, 3], [3, 3]] {
+        let grads = {
+            let g = Graph::new(&s);
+            let e = g.embedding(t, &ids);
+            let loss = g.sum_all(g.square(e));
+            g.backward(loss)
+        };
+        opt.step(&mut s, &grads);
+    }
+    let after = s.value(t);
+    for r in [0usize, 2, 4, 5] {
+        assert_eq!(
+            after.row(r),
+            table.row(r),
+            "row {r} was never looked up and must not move"
+        );
+    }
+    for r in [1usize, 3] {
+        assert_ne!(
+            after.row(r),
+            table.row(r),
+            "row {r} was looked up and must move"
+        );
+    }
+    // Their optimizer state stays zero too: the update is lazy, not a dense step with g = 0.
+    let (_, m) = opt
+        .state()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("adam.m"))
+        .unwrap();
+    assert!(m.row(0).iter().all(|&x| x == 0.0) && m.row(3).iter().any(|&x| x != 0.0));
+}
+
+#[test]
+fn clip_global_norm_scales_every_gradient() {
+    let mut s = ParamStore::new();
+    s.add("a", array![[0.0f32, 0.0]], ParamKind::Dense);
+    s.add("b", array![[0.0f32]], ParamKind::Dense);
+    let mut grads = Grads::new(2);
+    grads.accumulate_dense(dmtl_tensor::ParamId(0), array![[3.0, 0.0]]);
+    grads.accumulate_dense(dmtl_tensor::ParamId(1), array![[4.0]]);
+    let before = grads.clip_global_norm(1.0);
+    assert_abs_diff_eq!(before, 5.0, epsilon = 1e-9);
+    assert_abs_diff_eq!(grads.global_norm(), 1.0, epsilon = 1e-6);
+    assert_abs_diff_eq!(
+        grads.get(dmtl_tensor::ParamId(0)).unwrap().values()[[0, 0]],
+        0.6,
+        epsilon = 1e-6
+    );
+    // Below the limit nothing changes.
+    assert_abs_diff_eq!(grads.clip_global_norm(10.0), 1.0, epsilon = 1e-6);
+    assert_abs_diff_eq!(grads.global_norm(), 1.0, epsilon = 1e-6);
+}
+
+#[test]
+fn non_finite_gradient_names_the_parameter() {
+    let mut s = ParamStore::new();
+    s.add(
+        "teacher.gate.ctr.weight",
+        array![[0.0f32]],
+        ParamKind::Dense,
+    );
+    let grads = dense_grad(s.len(), array![[f32::NAN]]);
+    let err = grads.check_finite(&s).unwrap_err().to_string();
+    assert!(err.contains("teacher.gate.ctr.weight"), "{err}");
+}
