@@ -1,0 +1,439 @@
+//! Readers of impression logs: CSV (header row) and Parquet, whole or streamed in chunks, both
+//! producing the same [`RawLog`].
+//!
+//! Every bad value is a [`DataError`] naming the file, the line (CSV, header = line 1) or row
+//! (Parquet, first data row = row 1), the column and what was expected. With
+//! [`ReadOptions::skip_bad_rows`] bad rows are dropped instead and counted in a [`ReadReport`].
+
+mod csv_reader;
+mod parquet_reader;
+mod values;
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{DataError, Result};
+use crate::raw::{RawColumn, RawLog};
+use crate::schema::{Schema, Side};
+
+/// A log file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet (as written by Spark, Hive, pandas or [`crate::write_parquet`]).
+    Parquet,
+}
+
+impl Format {
+    /// The format implied by a file extension: `.csv` (also `.tsv`, read with the
+    /// delimiter of the options), `.parquet` or `.pq`.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" | "tsv" | "txt" => Some(Format::Csv),
+            "parquet" | "pq" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// How to read a log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadOptions {
+    /// The format; `None` chooses by extension.
+    pub format: Option<Format>,
+    /// Rows per chunk of a [`LogReader`] (whole reads use it too, as their unit of work).
+    pub chunk_rows: usize,
+    /// Drop rows with a bad value instead of failing; see [`ReadReport`].
+    pub skip_bad_rows: bool,
+    /// When true the click and duration columns must be present. When false they are read if
+    /// both are present (a one-side table such as an item catalogue has none).
+    pub require_labels: bool,
+    /// Read only the feature columns of these sides (`None`: every feature column). The
+    /// resulting [`RawLog`] holds only those columns, in schema order.
+    pub sides: Option<Vec<Side>>,
+    /// The CSV field delimiter.
+    pub csv_delimiter: u8,
+    /// How many skip reasons a [`ReadReport`] keeps.
+    pub max_reported_errors: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            format: None,
+            chunk_rows: 65_536,
+            skip_bad_rows: false,
+            require_labels: true,
+            sides: None,
+            csv_delimiter: b',',
+            max_reported_errors: 10,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// Options for a table of some sides only (e.g. `&[Side::Item]` for an item catalogue):
+    /// only those sides' columns are read, labels are not required.
+    pub fn table_of(sides: &[Side]) -> Self {
+        ReadOptions {
+            sides: Some(sides.to_vec()),
+            require_labels: false,
+            ..ReadOptions::default()
+        }
+    }
+
+    /// The same options with `chunk_rows` set.
+    pub fn with_chunk_rows(mut self, chunk_rows: usize) -> Self {
+        self.chunk_rows = chunk_rows;
+        self
+    }
+
+    /// The same options with `skip_bad_rows` set.
+    pub fn with_skip_bad_rows(mut self, skip: bool) -> Self {
+        self.skip_bad_rows = skip;
+        self
+    }
+
+    /// The same options with an explicit format.
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    fn wants(&self, side: Side) -> bool {
+        self.sides.as_ref().map_or(true, |s| s.contains(&side))
+    }
+}
+
+/// What a read kept and what it skipped.
+#[derive(Debug, Default)]
+pub struct ReadReport {
+    /// Rows kept.
+    pub rows_read: usize,
+    /// Rows dropped because of a bad value (only with `skip_bad_rows`).
+    pub rows_skipped: usize,
+    /// The first few reasons for skipping (at most `max_reported_errors`).
+    pub first_errors: Vec<DataError>,
+}
+
+impl ReadReport {
+    fn record(&mut self, e: DataError, max: usize) {
+        self.rows_skipped += 1;
+        if self.first_errors.len() < max {
+            self.first_errors.push(e);
+        }
+    }
+}
+
+/// What to read from a file: positions of the wanted columns in the file.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// (schema column index, file column index), in schema order.
+    pub features: Vec<(usize, usize)>,
+    pub click: Option<usize>,
+    pub duration: Option<usize>,
+    pub time: Option<usize>,
+}
+
+impl Plan {
+    pub(crate) fn new(
+        file: &str,
+        names: &[String],
+        schema: &Schema,
+        opts: &ReadOptions,
+    ) -> Result<Plan> {
+        let find = |name: &str| -> Result<Option<usize>> {
+            let mut hits = names.iter().enumerate().filter(|(_, n)| n.as_str() == name);
+            let first = hits.next().map(|(i, _)| i);
+            if first.is_some() && hits.next().is_some() {
+                return Err(DataError::invalid(
+                    file,
+                    format!("column `{name}` appears more than once in the file"),
+                ));
+            }
+            Ok(first)
+        };
+        let missing = |name: &str| DataError::MissingColumn {
+            file: file.to_string(),
+            column: name.to_string(),
+            available: names.join(", "),
+        };
+        let mut features = Vec::new();
+        for (si, c) in schema.columns.iter().enumerate() {
+            if !opts.wants(c.side) {
+                continue;
+            }
+            let fi = find(&c.name)?.ok_or_else(|| missing(&c.name))?;
+            features.push((si, fi));
+        }
+        let click = find(&schema.labels.click)?;
+        let duration = find(&schema.labels.duration)?;
+        let (click, duration) = if opts.require_labels {
+            (
+                Some(click.ok_or_else(|| missing(&schema.labels.click))?),
+                Some(duration.ok_or_else(|| missing(&schema.labels.duration))?),
+            )
+        } else if click.is_some() && duration.is_some() {
+            (click, duration)
+        } else {
+            (None, None)
+        };
+        let time = match schema.time_column() {
+            Some(t) => find(t)?,
+            None => None,
+        };
+        Ok(Plan {
+            features,
+            click,
+            duration,
+            time,
+        })
+    }
+}
+
+/// One parsed chunk before bad rows are resolved.
+pub(crate) struct Parsed {
+    pub columns: Vec<(String, RawColumn)>,
+    pub click: Option<Vec<f32>>,
+    pub duration: Option<Vec<f32>>,
+    pub time: Option<Vec<i64>>,
+    pub n_rows: usize,
+    /// (row in chunk, file column index, error); the placeholder value in the row is garbage.
+    pub errors: Vec<(usize, usize, DataError)>,
+    /// The location of each row, for the click/duration consistency check.
+    pub location: Box<dyn Fn(usize) -> crate::error::Location + Send + Sync>,
+}
+
+/// Applies the label consistency check, then fails on the first bad row or drops bad rows.
+pub(crate) fn finish(
+    mut p: Parsed,
+    file: &str,
+    schema: &Schema,
+    plan: &Plan,
+    opts: &ReadOptions,
+    report: &mut ReadReport,
+) -> Result<RawLog> {
+    if let (Some(click), Some(duration), Some(dfi)) = (&p.click, &p.duration, plan.duration) {
+        for r in 0..p.n_rows {
+            if click[r] == 0.0 && duration[r] > 0.0 {
+                p.errors.push((
+                    r,
+                    dfi,
+                    DataError::BadValue {
+                        file: file.to_string(),
+                        location: (p.location)(r),
+                        column: schema.labels.duration.clone(),
+                        expected: "a duration of 0 when click is 0 (no reading without a click)"
+                            .to_string(),
+                        found: format!("{} with click 0", duration[r]),
+                    },
+                ));
+            }
+        }
+    }
+    if !p.errors.is_empty() {
+        p.errors.sort_by_key(|(r, c, _)| (*r, *c));
+        if !opts.skip_bad_rows {
+            return Err(p.errors.swap_remove(0).2);
+        }
+        let mut bad = vec![false; p.n_rows];
+        for (r, _, e) in p.errors {
+            if !bad[r] {
+                bad[r] = true;
+                report.record(e, opts.max_reported_errors);
+            }
+        }
+        let keep: Vec<usize> = (0..p.n_rows).filter(|&r| !bad[r]).collect();
+        let log = RawLog {
+            source: file.to_string(),
+            columns: p.columns,
+            click: p.click,
+            duration: p.duration,
+            time: p.time,
+            n_rows: p.n_rows,
+        };
+        let kept = log.take(&keep);
+        report.rows_read += kept.n_rows;
+        return Ok(kept);
+    }
+    report.rows_read += p.n_rows;
+    Ok(RawLog {
+        source: file.to_string(),
+        columns: p.columns,
+        click: p.click,
+        duration: p.duration,
+        time: p.time,
+        n_rows: p.n_rows,
+    })
+}
+
+enum Inner {
+    Csv(Box<csv_reader::CsvChunks>),
+    Parquet(Box<parquet_reader::ParquetChunks>),
+}
+
+/// A streaming reader: an iterator of chunks of at most `chunk_rows` rows each, so a file larger
+/// than memory can be passed over. Chunks concatenated equal [`read_log`] of the same file.
+///
+/// After an error the iterator ends. A file with no (valid) rows yields one `Empty` error.
+pub struct LogReader {
+    inner: Inner,
+    report: ReadReport,
+    finished: bool,
+}
+
+impl LogReader {
+    /// Opens `path` (format from the options, else from the extension) and reads its header.
+    pub fn open(path: impl AsRef<Path>, schema: &Schema, opts: &ReadOptions) -> Result<LogReader> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let format = match opts.format.or_else(|| Format::from_path(path)) {
+            Some(f) => f,
+            None => {
+                return Err(DataError::invalid(
+                    &name,
+                    "cannot tell the format from the extension (expected .csv, .parquet or .pq); set ReadOptions::format",
+                ))
+            }
+        };
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        let inner = match format {
+            Format::Csv => Inner::Csv(Box::new(csv_reader::CsvChunks::new(
+                Box::new(file),
+                name,
+                schema,
+                opts,
+            )?)),
+            Format::Parquet => Inner::Parquet(Box::new(parquet_reader::ParquetChunks::new(
+                file, name, schema, opts,
+            )?)),
+        };
+        Ok(LogReader {
+            inner,
+            report: ReadReport::default(),
+            finished: false,
+        })
+    }
+
+    /// A CSV reader over any byte stream (stdin, a decompressor, memory); `source` names it in
+    /// errors.
+    pub fn from_csv_reader(
+        reader: Box<dyn Read + Send>,
+        source: &str,
+        schema: &Schema,
+        opts: &ReadOptions,
+    ) -> Result<LogReader> {
+        Ok(LogReader {
+            inner: Inner::Csv(Box::new(csv_reader::CsvChunks::new(
+                reader,
+                source.to_string(),
+                schema,
+                opts,
+            )?)),
+            report: ReadReport::default(),
+            finished: false,
+        })
+    }
+
+    /// Rows kept and skipped so far.
+    pub fn report(&self) -> &ReadReport {
+        &self.report
+    }
+
+    /// Consumes the reader, returning its report.
+    pub fn into_report(self) -> ReadReport {
+        self.report
+    }
+
+    fn file(&self) -> &str {
+        match &self.inner {
+            Inner::Csv(c) => &c.file,
+            Inner::Parquet(p) => &p.file,
+        }
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<RawLog>;
+
+    fn next(&mut self) -> Option<Result<RawLog>> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let chunk = match &mut self.inner {
+                Inner::Csv(c) => c.next_chunk(&mut self.report),
+                Inner::Parquet(p) => p.next_chunk(&mut self.report),
+            };
+            match chunk {
+                Err(e) => {
+                    self.finished = true;
+                    return Some(Err(e));
+                }
+                Ok(Some(log)) if log.n_rows > 0 => return Some(Ok(log)),
+                // Every row of this chunk was skipped: go on to the next one.
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    self.finished = true;
+                    if self.report.rows_read == 0 {
+                        let message = if self.report.rows_skipped > 0 {
+                            format!(
+                                "no valid rows: all {} rows were skipped; first: {}",
+                                self.report.rows_skipped, self.report.first_errors[0]
+                            )
+                        } else {
+                            "no data rows (expected at least one row after the header)".to_string()
+                        };
+                        return Some(Err(DataError::Empty {
+                            file: self.file().to_string(),
+                            message,
+                        }));
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Reads a whole log (see [`LogReader`] for the format choice and errors).
+pub fn read_log(path: impl AsRef<Path>, schema: &Schema, opts: &ReadOptions) -> Result<RawLog> {
+    read_log_with_report(path, schema, opts).map(|(log, _)| log)
+}
+
+/// Reads a whole log and reports how many rows were kept and skipped.
+pub fn read_log_with_report(
+    path: impl AsRef<Path>,
+    schema: &Schema,
+    opts: &ReadOptions,
+) -> Result<(RawLog, ReadReport)> {
+    let mut reader = LogReader::open(path, schema, opts)?;
+    let log = collect_chunks(&mut reader)?;
+    Ok((log, reader.into_report()))
+}
+
+/// Reads a whole CSV log from a byte stream; `source` names it in errors.
+pub fn read_csv_from(
+    reader: Box<dyn Read + Send>,
+    source: &str,
+    schema: &Schema,
+    opts: &ReadOptions,
+) -> Result<(RawLog, ReadReport)> {
+    let mut reader = LogReader::from_csv_reader(reader, source, schema, opts)?;
+    let log = collect_chunks(&mut reader)?;
+    Ok((log, reader.into_report()))
+}
+
+fn collect_chunks(reader: &mut LogReader) -> Result<RawLog> {
+    let mut log: Option<RawLog> = None;
+    for chunk in reader.by_ref() {
+        let chunk = chunk?;
+        match &mut log {
+            None => log = Some(chunk),
+            Some(l) => l.append(chunk)?,
+        }
+    }
+    Ok(log.expect("a reader yields rows or an error"))
+}
