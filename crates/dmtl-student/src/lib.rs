@@ -1,1 +1,3 @@
-//! placeholder
+//! Two-tower student: retrieval over its item vectors.
+
+pub mod retrieval;

@@ -1,0 +1,68 @@
+//! Exact top-100 retrieval at the reference sizes: 1,024 queries against 200,000 and 1,000,000
+//! items of 64 floats (seeded standard normal vectors). Throughput is in queries.
+//!
+//! `DMTL_RETRIEVAL_SWEEP=1` also times other block sizes and the all-BLAS-threads variant.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dmtl_student::retrieval::{top_k_with, SearchOptions, Threading};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+fn normal(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_simple_fn((rows, cols), || StandardNormal.sample(&mut rng))
+}
+
+fn bench(c: &mut Criterion) {
+    dmtl_tensor::threads::init(None);
+    let (nq, d, k) = (1024, 64, 100);
+    let queries = normal(nq, d, 1);
+    let sweep = std::env::var("DMTL_RETRIEVAL_SWEEP").is_ok_and(|v| v == "1");
+    for n in [200_000usize, 1_000_000] {
+        let items = normal(n, d, 2);
+        let mut g = c.benchmark_group(format!("retrieval_{n}x{d}_k{k}"));
+        g.throughput(Throughput::Elements(nq as u64));
+        g.sample_size(10);
+        let mut variants = vec![("default".to_string(), SearchOptions::default())];
+        if sweep {
+            for (qb, ib) in [
+                (128, 1024),
+                (128, 4096),
+                (256, 1024),
+                (256, 4096),
+                (512, 2048),
+                (1024, 1024),
+            ] {
+                variants.push((
+                    format!("rayon_q{qb}_i{ib}"),
+                    SearchOptions {
+                        query_block: qb,
+                        item_block: ib,
+                        threading: Threading::RayonTasks,
+                    },
+                ));
+            }
+            for (qb, ib) in [(1024, 2048), (1024, 8192), (256, 16384)] {
+                variants.push((
+                    format!("blas_q{qb}_i{ib}"),
+                    SearchOptions {
+                        query_block: qb,
+                        item_block: ib,
+                        threading: Threading::BlasThreads,
+                    },
+                ));
+            }
+        }
+        for (name, opts) in variants {
+            g.bench_function(name, |b| {
+                b.iter(|| top_k_with(queries.view(), items.view(), k, None, opts).unwrap())
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

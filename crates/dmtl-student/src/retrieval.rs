@@ -1,0 +1,616 @@
+//! Exact top-K retrieval by inner product: the serving side of the two-tower student.
+//!
+//! Scores `S = Q Iᵀ` are computed by GEMM one tile at a time (a block of queries against a block
+//! of items, sized to stay in a core's cache) and each tile is scanned at once for the K best
+//! items per query, so the full `(queries, items)` score matrix never exists. The scan compares
+//! a run of scores with the query's current K-th best before touching its heap; on a large
+//! corpus almost every score fails that check, which keeps selection far cheaper than the GEMM.
+//!
+//! Parallelism: the work is cut into (query range x item range) tasks run on Rayon's pool,
+//! each issuing single-threaded GEMMs (see [`dmtl_tensor::threads`]); partial results of the
+//! item ranges of one query are merged at the end.
+//!
+//! Ordering is deterministic: higher score first, and among equal scores the lower item index.
+//! Scores whose value is NaN (from NaN or infinite vector components) make that item
+//! ineligible for that query, as if it were excluded.
+
+use ndarray::{s, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+use std::cmp::Ordering;
+
+/// Index used to pad a result row when fewer than `k` items are eligible for a query.
+pub const PAD_INDEX: u32 = u32::MAX;
+
+/// Result of a top-K search: per query, item indices (row numbers into the item matrix) and
+/// scores, best first.
+///
+/// When fewer than `k` items are eligible for a query (exclusions, NaN scores, or `k` larger
+/// than the corpus), the row ends with [`PAD_INDEX`] entries whose score is `-inf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopK {
+    /// Item row numbers, shape `(n_queries, k)`.
+    pub indices: Array2<u32>,
+    /// Inner products, shape `(n_queries, k)`, non-increasing along each row.
+    pub scores: Array2<f32>,
+}
+
+/// Why a search could not run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RetrievalError {
+    /// Queries and items have vectors of different lengths.
+    #[error("dimension mismatch: queries have {queries} columns but items have {items}")]
+    DimensionMismatch {
+        /// Columns of the query matrix.
+        queries: usize,
+        /// Columns of the item matrix.
+        items: usize,
+    },
+    /// `k` was 0.
+    #[error("k must be at least 1")]
+    ZeroK,
+    /// The item matrix has more rows than a `u32` index can name.
+    #[error("{0} items: item indices must fit in u32 (at most 4294967294 items)")]
+    TooManyItems(usize),
+    /// The exclusion lists do not pair up with the queries.
+    #[error("{lists} exclusion lists given for {queries} queries")]
+    ExcludeCount {
+        /// Number of lists.
+        lists: usize,
+        /// Number of queries.
+        queries: usize,
+    },
+    /// An exclusion list names an item that does not exist.
+    #[error("exclusion list of query {query} names item {item}, but there are {n_items} items")]
+    ExcludeOutOfRange {
+        /// Query (row) whose list is wrong.
+        query: usize,
+        /// The item index.
+        item: u32,
+        /// Number of items.
+        n_items: usize,
+    },
+    /// The raw ids of an [`ExactIndex`] do not pair up with its rows.
+    #[error("{ids} raw ids given for {items} item rows")]
+    IdCount {
+        /// Number of ids.
+        ids: usize,
+        /// Number of item rows.
+        items: usize,
+    },
+    /// A search option is out of range.
+    #[error("invalid search option: {0}")]
+    BadOption(&'static str),
+}
+
+/// How the work of a search is split; the defaults were tuned on the reference workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Queries per GEMM tile.
+    pub query_block: usize,
+    /// Items per GEMM tile.
+    pub item_block: usize,
+    /// Threading: see [`Threading`].
+    pub threading: Threading,
+}
+
+/// Where the parallelism of a search comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threading {
+    /// Rayon tasks each own a share of the (query, item) grid and call single-threaded GEMMs.
+    RayonTasks,
+    /// One GEMM at a time with all BLAS threads, then the tile is scanned in parallel.
+    BlasThreads,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            query_block: 256,
+            item_block: 2048,
+            threading: Threading::RayonTasks,
+        }
+    }
+}
+
+/// Exact top-`k` items by inner product for each query.
+///
+/// Shapes: `queries` `(q, d)`, `items` `(n, d)`; the result holds `(q, k)` arrays. Any `k >= 1`
+/// is accepted; beyond the number of eligible items the rows are padded (see [`TopK`]).
+/// `exclude`, when given, holds one list per query of item row numbers to skip (e.g. items
+/// already seen), in any order and possibly with repeats.
+///
+/// ```
+/// use ndarray::array;
+/// use dmtl_student::retrieval::{top_k, PAD_INDEX};
+/// let items = array![[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]];
+/// let queries = array![[2.0f32, 1.0]];
+/// let r = top_k(queries.view(), items.view(), 2, None).unwrap();
+/// assert_eq!(r.indices.row(0).to_vec(), vec![2, 0]); // scores 3 and 2
+/// assert_eq!(r.scores.row(0).to_vec(), vec![3.0, 2.0]);
+/// // Excluding item 2 and asking for more than is left pads the row.
+/// let r = top_k(queries.view(), items.view(), 3, Some(&[vec![2]])).unwrap();
+/// assert_eq!(r.indices.row(0).to_vec(), vec![0, 1, PAD_INDEX]);
+/// assert_eq!(r.scores[[0, 2]], f32::NEG_INFINITY);
+/// ```
+///
+/// # Errors
+/// [`RetrievalError`] on a dimension mismatch, `k = 0`, exclusion lists that do not match the
+/// queries or name missing items, or more than `u32::MAX - 1` items.
+pub fn top_k(
+    queries: ArrayView2<f32>,
+    items: ArrayView2<f32>,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+) -> Result<TopK, RetrievalError> {
+    top_k_with(queries, items, k, exclude, SearchOptions::default())
+}
+
+/// [`top_k`] with explicit tiling and threading choices.
+pub fn top_k_with(
+    queries: ArrayView2<f32>,
+    items: ArrayView2<f32>,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+    opts: SearchOptions,
+) -> Result<TopK, RetrievalError> {
+    let (nq, d) = queries.dim();
+    let (ni, di) = items.dim();
+    if d != di {
+        return Err(RetrievalError::DimensionMismatch {
+            queries: d,
+            items: di,
+        });
+    }
+    if k == 0 {
+        return Err(RetrievalError::ZeroK);
+    }
+    if ni >= PAD_INDEX as usize {
+        return Err(RetrievalError::TooManyItems(ni));
+    }
+    if opts.query_block == 0 || opts.item_block == 0 {
+        return Err(RetrievalError::BadOption("block sizes must be at least 1"));
+    }
+    let exclude = match exclude {
+        None => None,
+        Some(lists) => Some(sorted_exclusions(lists, nq, ni)?),
+    };
+    let heaps = match opts.threading {
+        Threading::RayonTasks => search_rayon(queries, items, k, exclude.as_deref(), opts),
+        Threading::BlasThreads => search_blas(queries, items, k, exclude.as_deref(), opts),
+    };
+    Ok(assemble(heaps, k))
+}
+
+fn sorted_exclusions(
+    lists: &[Vec<u32>],
+    nq: usize,
+    ni: usize,
+) -> Result<Vec<Vec<u32>>, RetrievalError> {
+    if lists.len() != nq {
+        return Err(RetrievalError::ExcludeCount {
+            lists: lists.len(),
+            queries: nq,
+        });
+    }
+    lists
+        .iter()
+        .enumerate()
+        .map(|(query, l)| {
+            if let Some(&item) = l.iter().find(|&&i| i as usize >= ni) {
+                return Err(RetrievalError::ExcludeOutOfRange {
+                    query,
+                    item,
+                    n_items: ni,
+                });
+            }
+            let mut l = l.clone();
+            l.sort_unstable();
+            l.dedup();
+            Ok(l)
+        })
+        .collect()
+}
+
+/// `true` when `(sa, ia)` ranks before `(sb, ib)`: higher score, then lower index.
+#[inline]
+fn better(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {
+    sa > sb || (sa == sb && ia < ib)
+}
+
+/// The best `k` (score, index) pairs seen so far: a binary heap whose root is the worst kept.
+#[derive(Clone)]
+struct Heap {
+    k: usize,
+    scores: Vec<f32>,
+    ids: Vec<u32>,
+}
+
+impl Heap {
+    fn new(k: usize) -> Self {
+        // Capacity is bounded by the corpus size elsewhere; reserve lazily for huge k.
+        Self {
+            k,
+            scores: Vec::with_capacity(k.min(1024)),
+            ids: Vec::with_capacity(k.min(1024)),
+        }
+    }
+
+    /// Scores at or below this cannot enter (when full); `-inf` fallback is handled by callers.
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.scores.len() == self.k
+    }
+
+    #[inline]
+    fn threshold(&self) -> f32 {
+        self.scores[0]
+    }
+
+    /// Offers a non-NaN candidate.
+    #[inline]
+    fn push(&mut self, s: f32, i: u32) {
+        if self.scores.len() < self.k {
+            // Sift up: parents are worse or equal.
+            let mut at = self.scores.len();
+            self.scores.push(s);
+            self.ids.push(i);
+            while at > 0 {
+                let p = (at - 1) / 2;
+                if better(self.scores[p], self.ids[p], s, i) {
+                    self.scores.swap(p, at);
+                    self.ids.swap(p, at);
+                    at = p;
+                } else {
+                    break;
+                }
+            }
+        } else if better(s, i, self.scores[0], self.ids[0]) {
+            // Replace the root and sift down towards the worse child.
+            let n = self.k;
+            let mut at = 0;
+            loop {
+                let l = 2 * at + 1;
+                if l >= n {
+                    break;
+                }
+                let r = l + 1;
+                let c = if r < n && better(self.scores[l], self.ids[l], self.scores[r], self.ids[r])
+                {
+                    r
+                } else {
+                    l
+                };
+                if better(s, i, self.scores[c], self.ids[c]) {
+                    self.scores[at] = self.scores[c];
+                    self.ids[at] = self.ids[c];
+                    at = c;
+                } else {
+                    break;
+                }
+            }
+            self.scores[at] = s;
+            self.ids[at] = i;
+        }
+    }
+
+    fn merge(&mut self, other: Heap) {
+        for (s, i) in other.scores.into_iter().zip(other.ids) {
+            self.push(s, i);
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(f32, u32)> {
+        let mut v: Vec<(f32, u32)> = self.scores.into_iter().zip(self.ids).collect();
+        v.sort_unstable_by(|a, b| {
+            if better(a.0, a.1, b.0, b.1) {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        });
+        v
+    }
+}
+
+const LANES: usize = 16;
+
+/// Offers one query's scores for items `base..base + row.len()` to its heap.
+///
+/// Items arrive in increasing index order, so a score equal to a full heap's threshold loses
+/// the tie to the kept item and the fast check can be a strict `>`.
+#[inline]
+fn scan_row(heap: &mut Heap, row: &[f32], base: u32) {
+    let mut j = 0;
+    // Fill phase: anything non-NaN enters until the heap holds k items.
+    while !heap.is_full() && j < row.len() {
+        if !row[j].is_nan() {
+            heap.push(row[j], base + j as u32);
+        }
+        j += 1;
+    }
+    if j == row.len() {
+        return;
+    }
+    let mut th = heap.threshold();
+    let rest = &row[j..];
+    let base = base + j as u32;
+    let chunks = rest.chunks_exact(LANES);
+    let tail_at = rest.len() - chunks.remainder().len();
+    for (c, chunk) in chunks.enumerate() {
+        // Branch-free "any score above the threshold" over a fixed-width chunk, so it
+        // vectorises; NaN compares false and never enters.
+        let mut hit = false;
+        for &s in chunk {
+            hit |= s > th;
+        }
+        if hit {
+            for (l, &s) in chunk.iter().enumerate() {
+                if s > th {
+                    heap.push(s, base + (c * LANES + l) as u32);
+                    th = heap.threshold();
+                }
+            }
+        }
+    }
+    for (l, &s) in rest[tail_at..].iter().enumerate() {
+        if s > th {
+            heap.push(s, base + (tail_at + l) as u32);
+            th = heap.threshold();
+        }
+    }
+}
+
+/// Sets excluded items of the tile's queries to NaN so the scan skips them.
+fn mask_exclusions(
+    tile: &mut ndarray::ArrayViewMut2<f32>,
+    exclude: Option<&[Vec<u32>]>,
+    q0: usize,
+    i0: usize,
+) {
+    let Some(ex) = exclude else { return };
+    let i1 = i0 + tile.ncols();
+    for (r, mut row) in tile.axis_iter_mut(Axis(0)).enumerate() {
+        let list = &ex[q0 + r];
+        let from = list.partition_point(|&i| (i as usize) < i0);
+        for &i in list[from..].iter().take_while(|&&i| (i as usize) < i1) {
+            row[i as usize - i0] = f32::NAN;
+        }
+    }
+}
+
+/// Top-k of queries `q0..q1` against items `i0..i1`, tile by tile, on the calling thread.
+#[allow(clippy::too_many_arguments)]
+fn search_range(
+    queries: ArrayView2<f32>,
+    items: ArrayView2<f32>,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+    opts: SearchOptions,
+    (q0, q1): (usize, usize),
+    (i0, i1): (usize, usize),
+) -> Vec<Heap> {
+    let mut heaps = vec![Heap::new(k); q1 - q0];
+    let qb = opts.query_block.min(q1 - q0).max(1);
+    let ib = opts.item_block.min(i1 - i0).max(1);
+    let mut buf = Array2::<f32>::zeros((qb, ib));
+    // Item block outer, query block inner: the item block stays in cache across the queries.
+    for ia in (i0..i1).step_by(ib) {
+        let ie = (ia + ib).min(i1);
+        let item_blk = items.slice(s![ia..ie, ..]);
+        for qa in (q0..q1).step_by(qb) {
+            let qe = (qa + qb).min(q1);
+            let mut tile = buf.slice_mut(s![..qe - qa, ..ie - ia]);
+            ndarray::linalg::general_mat_mul(
+                1.0,
+                &queries.slice(s![qa..qe, ..]),
+                &item_blk.t(),
+                0.0,
+                &mut tile,
+            );
+            mask_exclusions(&mut tile, exclude, qa, ia);
+            for (r, row) in tile.rows().into_iter().enumerate() {
+                let row = row.as_slice().expect("tile rows are contiguous");
+                scan_row(&mut heaps[qa - q0 + r], row, ia as u32);
+            }
+        }
+    }
+    heaps
+}
+
+fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts)
+        .map(|p| (n * p / parts, n * (p + 1) / parts))
+        .collect()
+}
+
+fn search_rayon(
+    queries: ArrayView2<f32>,
+    items: ArrayView2<f32>,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+    opts: SearchOptions,
+) -> Vec<Heap> {
+    let nq = queries.nrows();
+    let ni = items.nrows();
+    let threads = rayon::current_num_threads().max(1);
+    // Prefer splitting queries (no merge needed); split items when queries are too few to
+    // give every thread a tile's worth of work.
+    let q_parts = threads.min(nq.div_ceil(opts.query_block.min(64)).max(1));
+    let i_parts = (threads.div_ceil(q_parts))
+        .min(ni.div_ceil(opts.item_block).max(1))
+        .max(1);
+    let q_ranges = split(nq, q_parts);
+    let i_ranges = split(ni, i_parts);
+    let tasks: Vec<((usize, usize), (usize, usize))> = q_ranges
+        .iter()
+        .flat_map(|&qr| i_ranges.iter().map(move |&ir| (qr, ir)))
+        .collect();
+    let partial: Vec<Vec<Heap>> = dmtl_tensor::threads::with_blas_threads(1, || {
+        tasks
+            .par_iter()
+            .map(|&(qr, ir)| search_range(queries, items, k, exclude, opts, qr, ir))
+            .collect()
+    });
+    let mut heaps: Vec<Heap> = Vec::with_capacity(nq);
+    let mut partial = partial.into_iter();
+    for _ in &q_ranges {
+        let mut acc = partial.next().expect("one result per task");
+        for _ in 1..i_ranges.len() {
+            let other = partial.next().expect("one result per task");
+            for (a, b) in acc.iter_mut().zip(other) {
+                a.merge(b);
+            }
+        }
+        heaps.extend(acc);
+    }
+    heaps
+}
+
+fn search_blas(
+    queries: ArrayView2<f32>,
+    items: ArrayView2<f32>,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+    opts: SearchOptions,
+) -> Vec<Heap> {
+    let nq = queries.nrows();
+    let ni = items.nrows();
+    let mut heaps = vec![Heap::new(k); nq];
+    let qb = opts.query_block.min(nq).max(1);
+    let ib = opts.item_block.min(ni).max(1);
+    let mut buf = Array2::<f32>::zeros((qb, ib));
+    for ia in (0..ni).step_by(ib) {
+        let ie = (ia + ib).min(ni);
+        let item_blk = items.slice(s![ia..ie, ..]);
+        for qa in (0..nq).step_by(qb) {
+            let qe = (qa + qb).min(nq);
+            let mut tile = buf.slice_mut(s![..qe - qa, ..ie - ia]);
+            ndarray::linalg::general_mat_mul(
+                1.0,
+                &queries.slice(s![qa..qe, ..]),
+                &item_blk.t(),
+                0.0,
+                &mut tile,
+            );
+            mask_exclusions(&mut tile, exclude, qa, ia);
+            heaps[qa..qe]
+                .par_iter_mut()
+                .zip(tile.axis_iter(Axis(0)).into_par_iter())
+                .for_each(|(h, row)| scan_row(h, row.as_slice().expect("contiguous"), ia as u32));
+        }
+    }
+    heaps
+}
+
+fn assemble(heaps: Vec<Heap>, k: usize) -> TopK {
+    let nq = heaps.len();
+    let mut indices = Array2::from_elem((nq, k), PAD_INDEX);
+    let mut scores = Array2::from_elem((nq, k), f32::NEG_INFINITY);
+    for (q, h) in heaps.into_iter().enumerate() {
+        for (j, (s, i)) in h.into_sorted().into_iter().enumerate() {
+            indices[[q, j]] = i;
+            scores[[q, j]] = s;
+        }
+    }
+    TopK { indices, scores }
+}
+
+/// An item matrix held for repeated exact searches, with optional raw ids per row.
+#[derive(Debug, Clone)]
+pub struct ExactIndex {
+    items: Array2<f32>,
+    ids: Option<Vec<String>>,
+    opts: SearchOptions,
+}
+
+impl ExactIndex {
+    /// Takes ownership of the item vectors, shape `(n_items, d)`.
+    ///
+    /// ```
+    /// use ndarray::array;
+    /// use dmtl_student::retrieval::ExactIndex;
+    /// let index = ExactIndex::new(array![[1.0f32, 0.0], [0.0, 1.0]]).unwrap()
+    ///     .with_ids(vec!["a".into(), "b".into()]).unwrap();
+    /// let r = index.search(array![[0.1f32, 0.9]].view(), 1, None).unwrap();
+    /// assert_eq!(index.id(r.indices[[0, 0]]), Some("b"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`RetrievalError::TooManyItems`] when row numbers would not fit in `u32`.
+    pub fn new(items: Array2<f32>) -> Result<Self, RetrievalError> {
+        if items.nrows() >= PAD_INDEX as usize {
+            return Err(RetrievalError::TooManyItems(items.nrows()));
+        }
+        // GEMM and the tile scan want contiguous rows.
+        let items = if items.is_standard_layout() {
+            items
+        } else {
+            items.as_standard_layout().into_owned()
+        };
+        Ok(Self {
+            items,
+            ids: None,
+            opts: SearchOptions::default(),
+        })
+    }
+
+    /// Attaches one raw id per item row.
+    ///
+    /// # Errors
+    /// [`RetrievalError::IdCount`] when `ids.len()` differs from the number of rows.
+    pub fn with_ids(mut self, ids: Vec<String>) -> Result<Self, RetrievalError> {
+        if ids.len() != self.items.nrows() {
+            return Err(RetrievalError::IdCount {
+                ids: ids.len(),
+                items: self.items.nrows(),
+            });
+        }
+        self.ids = Some(ids);
+        Ok(self)
+    }
+
+    /// Replaces the tiling and threading choices.
+    pub fn with_options(mut self, opts: SearchOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.items.nrows()
+    }
+
+    /// `true` when the index holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.items.nrows() == 0
+    }
+
+    /// Vector length.
+    pub fn dim(&self) -> usize {
+        self.items.ncols()
+    }
+
+    /// The item matrix, shape `(n_items, d)`.
+    pub fn items(&self) -> ArrayView2<'_, f32> {
+        self.items.view()
+    }
+
+    /// Raw id of item row `index`; `None` without ids, for [`PAD_INDEX`] or out of range.
+    pub fn id(&self, index: u32) -> Option<&str> {
+        self.ids.as_ref()?.get(index as usize).map(|s| s.as_str())
+    }
+
+    /// Exact top-`k` of each query row, shape `(q, d)`; see [`top_k`] for the semantics.
+    ///
+    /// # Errors
+    /// As [`top_k`].
+    pub fn search(
+        &self,
+        queries: ArrayView2<f32>,
+        k: usize,
+        exclude: Option<&[Vec<u32>]>,
+    ) -> Result<TopK, RetrievalError> {
+        top_k_with(queries, self.items.view(), k, exclude, self.opts)
+    }
+}
