@@ -1,1 +1,161 @@
-fn main() {}
+//! The project's task runner: `cargo xtask <command>`.
+//!
+//! xtask links no BLAS on purpose: it checks for the system OpenBLAS (and installs it where it
+//! can) before building anything that links it, then hands over to cargo and to the `dmtl`
+//! binary of `crates/dmtl-runner`, which holds the pipeline itself.
+
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+const HELP: &str = "\
+cargo xtask <command> [args]
+
+Commands:
+  demo [args]      The paper's experiment on the built-in simulator, end to end (release build).
+                   Arguments go to `dmtl demo`, e.g. `cargo xtask demo --seeds 3`.
+  test [args]      The whole test suite (`cargo test --workspace`); extra args go to cargo test.
+  bench [args]     Criterion benchmarks of every crate, then a summary beside the PyTorch,
+                   Faiss and pandas twins when Python has them (`dmtl bench-summary`).
+  train|score|export|retrieve|simulate [args]
+                   The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
+  setup            Only check for (and install) the system libraries.
+
+Set DMTL_PURE_RUST=1 to build without OpenBLAS (ndarray's pure-Rust matrix product).
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first().map(String::as_str) else {
+        print!("{HELP}");
+        exit(2);
+    };
+    let rest = &args[1..];
+    let root = workspace_root();
+    let pure = std::env::var("DMTL_PURE_RUST").is_ok_and(|v| v == "1");
+    match cmd {
+        "-h" | "--help" | "help" => print!("{HELP}"),
+        "setup" => ensure_openblas(),
+        "test" => {
+            if !pure {
+                ensure_openblas();
+            }
+            let mut c = cargo(&root);
+            c.args(["test", "--workspace"]);
+            if pure {
+                c.arg("--no-default-features");
+            }
+            c.args(rest);
+            run(c);
+        }
+        "bench" => {
+            ensure_openblas();
+            let mut c = cargo(&root);
+            c.args(["bench", "--workspace"]).args(rest);
+            run(c);
+            runner(&root, &["bench-summary".to_string()]);
+        }
+        "demo" | "train" | "score" | "export" | "retrieve" | "simulate" => {
+            if !pure {
+                ensure_openblas();
+            }
+            runner(&root, &args);
+        }
+        other => {
+            eprintln!("error: unknown command `{other}`\n\n{HELP}");
+            exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+/// Builds and runs the `dmtl` binary in release mode with `args`.
+fn runner(root: &Path, args: &[String]) {
+    let mut c = cargo(root);
+    c.args(["run", "--release", "--quiet", "-p", "dmtl-runner", "--bin", "dmtl", "--"]);
+    c.args(args);
+    run(c);
+}
+
+fn run(mut c: Command) {
+    match c.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => exit(s.code().unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: could not start {:?}: {e}", c.get_program());
+            exit(1);
+        }
+    }
+}
+
+/// True when the linker can find the system OpenBLAS (`libopenblas.so` from libopenblas-dev).
+fn openblas_present() -> bool {
+    let dirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+        "/usr/lib64",
+        "/usr/local/lib",
+        "/usr/lib/x86_64-linux-gnu/openblas-pthread",
+        "/usr/lib/aarch64-linux-gnu/openblas-pthread",
+    ];
+    dirs.iter().any(|d| Path::new(d).join("libopenblas.so").exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Makes sure the system OpenBLAS is installed: installs `libopenblas-dev` with apt-get when
+/// running as root, otherwise stops with one sentence naming the package.
+fn ensure_openblas() {
+    if openblas_present() {
+        return;
+    }
+    if is_root() && have("apt-get") {
+        eprintln!("xtask: the system OpenBLAS is missing; installing libopenblas-dev with apt-get");
+        let install = || {
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "libopenblas-dev"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !install() {
+            eprintln!("xtask: refreshing the package lists (apt-get update) and trying again");
+            let _ = Command::new("apt-get").arg("update").status();
+            install();
+        }
+        if openblas_present() {
+            return;
+        }
+    }
+    eprintln!(
+        "error: dmtl needs the system OpenBLAS: install the package libopenblas-dev \
+         (e.g. `sudo apt-get install libopenblas-dev`) and run the command again, \
+         or set DMTL_PURE_RUST=1 to build without it."
+    );
+    exit(1);
+}
