@@ -12,6 +12,14 @@
 //! | [`bce_with_logits`] | `softplus(x) - t x` |
 //! | [`bce_product_logits`] | BCE on `σ(a) σ(b)` |
 //! | [`esmm_loss`] | `BCE(y, σ(a)) + w BCE(y z, σ(a) σ(b))` |
+//! | [`soft_bce`] | `softplus(x) - q x`, `q` the teacher's probability |
+//! | [`kl_distill`] | `T^2 KL(σ(s/T) ‖ σ(x/T))` |
+//! | [`mse_logits`] | `(x - s)^2`, `s` the teacher's logit |
+//! | [`distill_mix`] | `α soft + (1 - α) hard` |
+//! | [`mse_log_duration`] | `(x - ln(1 + d))^2` |
+//! | [`weighted_logistic`] | `y d softplus(-x) + (1 - y) softplus(x)` |
+//!
+//! A new loss implements [`Objective`] (see [`objective`] and `docs/extending.md`).
 //!
 //! ```
 //! use dmtl_loss::{esmm_loss, Reduction};
@@ -29,8 +37,17 @@
 //! ```
 
 pub mod bce;
+pub mod distill;
+pub mod duration;
+pub mod objective;
 pub mod pointwise;
 pub mod stable;
 
 pub use bce::{bce_product_logits, bce_with_logits, esmm_loss, EsmmLoss};
+pub use distill::{distill_mix, kl_distill, mse_logits, soft_bce};
+pub use duration::{mse_log_duration, weighted_logistic};
+pub use objective::{
+    ClickBce, Distill, DistillKind, LogDurationMse, LongReadBce, Objective, ObjectiveConfig,
+    Targets, WeightedLogistic,
+};
 pub use pointwise::{pointwise_loss, pointwise_loss_n, Reduction};

@@ -100,7 +100,10 @@ pub fn prob_to_logit(p: f32, eps: f32) -> f32 {
         eps > 0.0 && eps < 0.5,
         "dmtl-loss: prob_to_logit: eps must be in (0, 0.5), got {eps}"
     );
-    logit(p.clamp(eps, 1.0 - eps))
+    // Clamped in f64: in f32, 1 - eps rounds and the two clamps would not be symmetric.
+    let eps = eps as f64;
+    let p = (p as f64).clamp(eps, 1.0 - eps);
+    (p.ln() - (-p).ln_1p()) as f32
 }
 
 /// [`prob_to_logit`] with [`PROB_EPS`] over a slice: teacher probabilities turned into teacher
