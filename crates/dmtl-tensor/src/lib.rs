@@ -35,6 +35,8 @@
 //! assert!(last < 1e-2);
 //! ```
 
+#![warn(missing_docs)]
+
 // Links the system OpenBLAS into every binary that uses this crate.
 #[cfg(feature = "blas")]
 extern crate blas_src;
