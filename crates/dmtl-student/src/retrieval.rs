@@ -3,7 +3,7 @@
 //! Scores `S = Q Iᵀ` are computed by GEMM one tile at a time (a block of queries against a block
 //! of items, sized to stay in a core's cache) and each tile is scanned at once for the K best
 //! items per query, so the full `(queries, items)` score matrix never exists. The scan compares
-//! a run of scores with the query's current K-th best before touching its heap; on a large
+//! a run of scores with the query's current K-th best before touching its candidate buffer; on a large
 //! corpus almost every score fails that check, which keeps selection far cheaper than the GEMM.
 //!
 //! Parallelism: the work is cut into (query range x item range) tasks run on Rayon's pool,
@@ -174,11 +174,11 @@ pub fn top_k_with(
         None => None,
         Some(lists) => Some(sorted_exclusions(lists, nq, ni)?),
     };
-    let heaps = match opts.threading {
+    let cands = match opts.threading {
         Threading::RayonTasks => search_rayon(queries, items, k, exclude.as_deref(), opts),
         Threading::BlasThreads => search_blas(queries, items, k, exclude.as_deref(), opts),
     };
-    Ok(assemble(heaps, k))
+    Ok(assemble(cands, k))
 }
 
 fn sorted_exclusions(
@@ -211,153 +211,207 @@ fn sorted_exclusions(
         .collect()
 }
 
-/// `true` when `(sa, ia)` ranks before `(sb, ib)`: higher score, then lower index.
+/// Ranking order of (score, index) pairs: higher score first, then the lower index.
 #[inline]
-fn better(sa: f32, ia: u32, sb: f32, ib: u32) -> bool {
-    sa > sb || (sa == sb && ia < ib)
+fn rank_order(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
+    // Candidates are never NaN, so the partial order is total here.
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(Ordering::Equal)
+        .then(a.1.cmp(&b.1))
 }
 
-/// The best `k` (score, index) pairs seen so far: a binary heap whose root is the worst kept.
+/// One query's running top-k: a buffer of candidates with a threshold.
+///
+/// A candidate is appended in O(1); when the buffer holds `cap` entries it is cut back to the
+/// best `k` with a linear-time selection, and the threshold becomes the k-th best score. That
+/// costs O(1) amortised per candidate, against O(log k) with unpredictable branches for a heap.
 #[derive(Clone)]
-struct Heap {
+struct Candidates {
     k: usize,
-    scores: Vec<f32>,
-    ids: Vec<u32>,
+    cap: usize,
+    /// Once `k` candidates were seen: the k-th best score known; a later item (higher index)
+    /// must score strictly above it to matter. Meaningless before.
+    threshold: f32,
+    filled: bool,
+    /// Candidates in increasing index order.
+    buf: Vec<(f32, u32)>,
+    /// Room for the scores during a cut.
+    scratch: Vec<f32>,
 }
 
-impl Heap {
+impl Candidates {
     fn new(k: usize) -> Self {
-        // Capacity is bounded by the corpus size elsewhere; reserve lazily for huge k.
         Self {
             k,
-            scores: Vec::with_capacity(k.min(1024)),
-            ids: Vec::with_capacity(k.min(1024)),
+            cap: k.saturating_mul(2).max(k + 32),
+            threshold: f32::NEG_INFINITY,
+            filled: false,
+            // Reserved lazily: k may exceed the corpus.
+            buf: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
-    /// Scores at or below this cannot enter (when full); `-inf` fallback is handled by callers.
+    /// Adds a non-NaN candidate; during the fill phase any, afterwards only one above the
+    /// threshold.
     #[inline]
-    fn is_full(&self) -> bool {
-        self.scores.len() == self.k
-    }
-
-    #[inline]
-    fn threshold(&self) -> f32 {
-        self.scores[0]
-    }
-
-    /// Offers a non-NaN candidate.
-    #[inline]
-    fn push(&mut self, s: f32, i: u32) {
-        if self.scores.len() < self.k {
-            // Sift up: parents are worse or equal.
-            let mut at = self.scores.len();
-            self.scores.push(s);
-            self.ids.push(i);
-            while at > 0 {
-                let p = (at - 1) / 2;
-                if better(self.scores[p], self.ids[p], s, i) {
-                    self.scores.swap(p, at);
-                    self.ids.swap(p, at);
-                    at = p;
-                } else {
-                    break;
-                }
+    fn offer(&mut self, s: f32, i: u32) {
+        self.buf.push((s, i));
+        if !self.filled {
+            if self.buf.len() == self.k {
+                // The worst of the first k: nothing at or below it can enter any more.
+                self.filled = true;
+                self.threshold = self.buf.iter().fold(f32::INFINITY, |m, c| m.min(c.0));
             }
-        } else if better(s, i, self.scores[0], self.ids[0]) {
-            // Replace the root and sift down towards the worse child.
-            let n = self.k;
-            let mut at = 0;
-            loop {
-                let l = 2 * at + 1;
-                if l >= n {
-                    break;
-                }
-                let r = l + 1;
-                let c = if r < n && better(self.scores[l], self.ids[l], self.scores[r], self.ids[r])
-                {
-                    r
-                } else {
-                    l
-                };
-                if better(s, i, self.scores[c], self.ids[c]) {
-                    self.scores[at] = self.scores[c];
-                    self.ids[at] = self.ids[c];
-                    at = c;
-                } else {
-                    break;
-                }
-            }
-            self.scores[at] = s;
-            self.ids[at] = i;
+        } else if self.buf.len() >= self.cap {
+            self.compact();
         }
     }
 
-    fn merge(&mut self, other: Heap) {
-        for (s, i) in other.scores.into_iter().zip(other.ids) {
-            self.push(s, i);
+    /// Keeps the best `k` and raises the threshold to the k-th best score.
+    ///
+    /// The buffer is always in increasing index order (items are offered in that order, item
+    /// ranges are merged in that order and this cut keeps the order), so among candidates tied
+    /// with the k-th best score the first ones in the buffer are those with the lower index.
+    fn compact(&mut self) {
+        if self.buf.len() > self.k {
+            // Selecting on bare scores is much cheaper than on (score, index) pairs.
+            self.scratch.clear();
+            self.scratch.extend(self.buf.iter().map(|c| c.0));
+            let (_, &mut th, _) = self.scratch.select_nth_unstable_by(self.k - 1, |a, b| {
+                b.partial_cmp(a).unwrap_or(Ordering::Equal)
+            });
+            let above = self.buf.iter().filter(|c| c.0 > th).count();
+            let mut ties_left = self.k - above;
+            self.buf.retain(|c| {
+                if c.0 > th {
+                    true
+                } else if c.0 == th && ties_left > 0 {
+                    ties_left -= 1;
+                    true
+                } else {
+                    false
+                }
+            });
+            debug_assert_eq!(self.buf.len(), self.k);
+            self.filled = true;
+            self.threshold = th;
+        } else if self.buf.len() == self.k && !self.filled {
+            self.filled = true;
+            self.threshold = self.buf.iter().fold(f32::INFINITY, |m, c| m.min(c.0));
         }
     }
 
-    fn into_sorted(self) -> Vec<(f32, u32)> {
-        let mut v: Vec<(f32, u32)> = self.scores.into_iter().zip(self.ids).collect();
-        v.sort_unstable_by(|a, b| {
-            if better(a.0, a.1, b.0, b.1) {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            }
-        });
-        v
+    /// Folds in the candidates of the same query from another item range.
+    fn merge(&mut self, other: Candidates) {
+        self.buf.extend(other.buf);
+        self.compact();
+    }
+
+    fn into_sorted(mut self) -> Vec<(f32, u32)> {
+        self.compact();
+        self.buf.sort_unstable_by(rank_order);
+        self.buf
     }
 }
 
-const LANES: usize = 16;
+/// Scores per cheap "anything above the threshold?" check in [`scan_row`].
+const CHUNK: usize = 64;
 
-/// Offers one query's scores for items `base..base + row.len()` to its heap.
+/// `true` when some score of the chunk beats `th`; NaN never does.
 ///
-/// Items arrive in increasing index order, so a score equal to a full heap's threshold loses
-/// the tie to the kept item and the fast check can be a strict `>`.
-#[inline]
-fn scan_row(heap: &mut Heap, row: &[f32], base: u32) {
+/// A vertical max into 16 lanes, then one comparison per lane: the loops have fixed trip
+/// counts and a `maxps`-shaped select, so they compile to a few SIMD instructions per 16 floats.
+#[inline(always)]
+fn any_above(chunk: &[f32], th: f32) -> bool {
+    let chunk: &[f32; CHUNK] = chunk.try_into().expect("chunk of CHUNK scores");
+    let mut acc = [f32::NEG_INFINITY; 16];
+    for part in chunk.chunks_exact(16) {
+        for l in 0..16 {
+            let x = part[l];
+            acc[l] = if x > acc[l] { x } else { acc[l] };
+        }
+    }
+    let mut hit = false;
+    for a in acc {
+        hit |= a > th;
+    }
+    hit
+}
+
+/// Bit `l` set when `chunk[l] > th` (NaN never is).
+#[inline(always)]
+fn above_mask(chunk: &[f32], th: f32) -> u64 {
+    let chunk: &[f32; CHUNK] = chunk.try_into().expect("chunk of CHUNK scores");
+    let mut m = 0u64;
+    for (l, &x) in chunk.iter().enumerate() {
+        m |= ((x > th) as u64) << l;
+    }
+    m
+}
+
+/// Offers one query's scores for items `base..base + row.len()` to its candidates.
+///
+/// Items arrive in increasing index order, so a score equal to the threshold loses the tie to
+/// the kept items and the check can be a strict `>`.
+#[inline(always)]
+fn scan_row_body(cand: &mut Candidates, row: &[f32], base: u32) {
     let mut j = 0;
-    // Fill phase: anything non-NaN enters until the heap holds k items.
-    while !heap.is_full() && j < row.len() {
+    // Fill phase: anything non-NaN enters until k items were seen.
+    while !cand.filled && j < row.len() {
         if !row[j].is_nan() {
-            heap.push(row[j], base + j as u32);
+            cand.offer(row[j], base + j as u32);
         }
         j += 1;
     }
     if j == row.len() {
         return;
     }
-    let mut th = heap.threshold();
+    let mut th = cand.threshold;
     let rest = &row[j..];
     let base = base + j as u32;
-    let chunks = rest.chunks_exact(LANES);
+    let chunks = rest.chunks_exact(CHUNK);
     let tail_at = rest.len() - chunks.remainder().len();
     for (c, chunk) in chunks.enumerate() {
-        // Branch-free "any score above the threshold" over a fixed-width chunk, so it
-        // vectorises; NaN compares false and never enters.
-        let mut hit = false;
-        for &s in chunk {
-            hit |= s > th;
-        }
-        if hit {
-            for (l, &s) in chunk.iter().enumerate() {
-                if s > th {
-                    heap.push(s, base + (c * LANES + l) as u32);
-                    th = heap.threshold();
+        if any_above(chunk, th) {
+            let mut m = above_mask(chunk, th);
+            while m != 0 {
+                let l = m.trailing_zeros() as usize;
+                m &= m - 1;
+                // The threshold may have risen since the mask was taken.
+                if chunk[l] > th {
+                    cand.offer(chunk[l], base + (c * CHUNK + l) as u32);
+                    th = cand.threshold;
                 }
             }
         }
     }
     for (l, &s) in rest[tail_at..].iter().enumerate() {
         if s > th {
-            heap.push(s, base + (tail_at + l) as u32);
-            th = heap.threshold();
+            cand.offer(s, base + (tail_at + l) as u32);
+            th = cand.threshold;
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scan_row_avx2(cand: &mut Candidates, row: &[f32], base: u32) {
+    scan_row_body(cand, row, base)
+}
+
+/// [`scan_row_body`] compiled for the widest vectors the CPU offers (AVX2 when present; the
+/// portable build only assumes SSE2).
+#[inline]
+fn scan_row(cand: &mut Candidates, row: &[f32], base: u32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { scan_row_avx2(cand, row, base) };
+        }
+    }
+    scan_row_body(cand, row, base)
 }
 
 /// Sets excluded items of the tile's queries to NaN so the scan skips them.
@@ -388,8 +442,8 @@ fn search_range(
     opts: SearchOptions,
     (q0, q1): (usize, usize),
     (i0, i1): (usize, usize),
-) -> Vec<Heap> {
-    let mut heaps = vec![Heap::new(k); q1 - q0];
+) -> Vec<Candidates> {
+    let mut cands = vec![Candidates::new(k); q1 - q0];
     let qb = opts.query_block.min(q1 - q0).max(1);
     let ib = opts.item_block.min(i1 - i0).max(1);
     let mut buf = Array2::<f32>::zeros((qb, ib));
@@ -410,11 +464,11 @@ fn search_range(
             mask_exclusions(&mut tile, exclude, qa, ia);
             for (r, row) in tile.rows().into_iter().enumerate() {
                 let row = row.as_slice().expect("tile rows are contiguous");
-                scan_row(&mut heaps[qa - q0 + r], row, ia as u32);
+                scan_row(&mut cands[qa - q0 + r], row, ia as u32);
             }
         }
     }
-    heaps
+    cands
 }
 
 fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
@@ -430,7 +484,7 @@ fn search_rayon(
     k: usize,
     exclude: Option<&[Vec<u32>]>,
     opts: SearchOptions,
-) -> Vec<Heap> {
+) -> Vec<Candidates> {
     let nq = queries.nrows();
     let ni = items.nrows();
     let threads = rayon::current_num_threads().max(1);
@@ -446,13 +500,13 @@ fn search_rayon(
         .iter()
         .flat_map(|&qr| i_ranges.iter().map(move |&ir| (qr, ir)))
         .collect();
-    let partial: Vec<Vec<Heap>> = dmtl_tensor::threads::with_blas_threads(1, || {
+    let partial: Vec<Vec<Candidates>> = dmtl_tensor::threads::with_blas_threads(1, || {
         tasks
             .par_iter()
             .map(|&(qr, ir)| search_range(queries, items, k, exclude, opts, qr, ir))
             .collect()
     });
-    let mut heaps: Vec<Heap> = Vec::with_capacity(nq);
+    let mut cands: Vec<Candidates> = Vec::with_capacity(nq);
     let mut partial = partial.into_iter();
     for _ in &q_ranges {
         let mut acc = partial.next().expect("one result per task");
@@ -462,9 +516,9 @@ fn search_rayon(
                 a.merge(b);
             }
         }
-        heaps.extend(acc);
+        cands.extend(acc);
     }
-    heaps
+    cands
 }
 
 fn search_blas(
@@ -473,10 +527,10 @@ fn search_blas(
     k: usize,
     exclude: Option<&[Vec<u32>]>,
     opts: SearchOptions,
-) -> Vec<Heap> {
+) -> Vec<Candidates> {
     let nq = queries.nrows();
     let ni = items.nrows();
-    let mut heaps = vec![Heap::new(k); nq];
+    let mut cands = vec![Candidates::new(k); nq];
     let qb = opts.query_block.min(nq).max(1);
     let ib = opts.item_block.min(ni).max(1);
     let mut buf = Array2::<f32>::zeros((qb, ib));
@@ -494,20 +548,20 @@ fn search_blas(
                 &mut tile,
             );
             mask_exclusions(&mut tile, exclude, qa, ia);
-            heaps[qa..qe]
+            cands[qa..qe]
                 .par_iter_mut()
                 .zip(tile.axis_iter(Axis(0)).into_par_iter())
                 .for_each(|(h, row)| scan_row(h, row.as_slice().expect("contiguous"), ia as u32));
         }
     }
-    heaps
+    cands
 }
 
-fn assemble(heaps: Vec<Heap>, k: usize) -> TopK {
-    let nq = heaps.len();
+fn assemble(cands: Vec<Candidates>, k: usize) -> TopK {
+    let nq = cands.len();
     let mut indices = Array2::from_elem((nq, k), PAD_INDEX);
     let mut scores = Array2::from_elem((nq, k), f32::NEG_INFINITY);
-    for (q, h) in heaps.into_iter().enumerate() {
+    for (q, h) in cands.into_iter().enumerate() {
         for (j, (s, i)) in h.into_sorted().into_iter().enumerate() {
             indices[[q, j]] = i;
             scores[[q, j]] = s;
