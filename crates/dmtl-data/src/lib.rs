@@ -34,6 +34,7 @@ pub mod error;
 pub mod raw;
 pub mod read;
 pub mod schema;
+pub mod sim;
 pub mod vocab;
 pub mod write;
 
