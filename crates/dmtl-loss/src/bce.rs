@@ -3,7 +3,7 @@
 use dmtl_tensor::{Graph, Var};
 
 use crate::pointwise::{check_len, check_range, pointwise_loss, pointwise_loss_n, rows};
-use crate::stable::{log1m_sigmoid_product, log_sigmoid_product, sigmoid, softplus};
+use crate::stable::softplus_sigmoid;
 use crate::Reduction;
 
 /// Binary cross-entropy of `sigmoid(logits)` against `targets`:
@@ -60,7 +60,8 @@ pub(crate) fn bce_named(
     check_range(loss, what, targets, 0.0, 1.0);
     pointwise_loss(g, loss, logits, weights, red, |i, x| {
         let t = targets[i];
-        (softplus(x) - t * x, sigmoid(x) - t)
+        let (sp, s) = softplus_sigmoid(x);
+        (sp - t * x, s - t)
     })
 }
 
@@ -123,17 +124,47 @@ fn product_named(
     check_len(loss, what, targets.len(), rows(g, logit_a));
     check_range(loss, what, targets, 0.0, 1.0);
     pointwise_loss_n(g, loss, [logit_a, logit_b], weights, red, |i, [a, b]| {
-        let t = targets[i];
-        let log_p = log_sigmoid_product(a, b);
-        let log_q = log1m_sigmoid_product(a, b);
-        let l = -(t * log_p + (1.0 - t) * log_q);
-        // dl/da = -t σ(-a) + (1 - t) σ(-a) p / (1 - p), and since
-        // 1 - p = (e^-a + e^-b + e^-a-b) p, σ(-a) p / (1 - p) = σ(a) / (1 + e^(a-b) + e^-b):
-        // exact, and an overflowing exponential only sends the ratio to its limit 0.
-        let da = (1.0 - t) * sigmoid(a) / (1.0 + (a - b).exp() + (-b).exp()) - t * sigmoid(-a);
-        let db = (1.0 - t) * sigmoid(b) / (1.0 + (b - a).exp() + (-a).exp()) - t * sigmoid(-b);
-        (l, [da, db])
+        product_point(a, b, targets[i])
     })
+}
+
+/// One sample of [`bce_product_logits`]: the loss and its derivatives with respect to `a` and
+/// `b`, from two shared exponentials (three when the product is above one half).
+#[inline]
+fn product_point(a: f32, b: f32, t: f32) -> (f32, [f32; 2]) {
+    let (ea, eb) = ((-a.abs()).exp(), (-b.abs()).exp());
+    // σ(x) and σ(-x) from e^-|x|.
+    let sig = |x: f32, e: f32| {
+        let r = 1.0 / (1.0 + e);
+        if x >= 0.0 {
+            (r, e * r)
+        } else {
+            (e * r, r)
+        }
+    };
+    let ((sa, sna), (sb, snb)) = (sig(a, ea), sig(b, eb));
+    // log σ(x) = min(x, 0) - log1p(e^-|x|).
+    let log_p = a.min(0.0) - ea.ln_1p() + b.min(0.0) - eb.ln_1p();
+    let p = sa * sb;
+    // dl/da = σ(-a) ((1 - t) p / (1 - p) - t), likewise for b.
+    let (log_q, da, db) = if p < 0.5 {
+        // 1 - p is at least 1/2: log1p and the ratio are accurate as they stand.
+        let odds = p / (1.0 - p);
+        let c = (1.0 - t) * odds - t;
+        ((-p).ln_1p(), sna * c, snb * c)
+    } else {
+        // Here a, b > 0. 1 - p = (e^-a + e^-b + e^-a-b) p, so
+        // log(1 - p) = -min(a, b) + log(1 + e^-|a-b| + e^-max(a, b)) + log p, and
+        // σ(-a) p / (1 - p) = σ(a) / (1 + e^(a-b) + e^-b): no ratio of two tiny numbers.
+        let d = (-(a - b).abs()).exp();
+        let log_q = -a.min(b) + (1.0 + d + ea.min(eb)).ln() + log_p;
+        // An exponent beyond f32 makes 1/d infinite, which sends its ratio to the limit 0.
+        let (e_ab, e_ba) = if a >= b { (1.0 / d, d) } else { (d, 1.0 / d) };
+        let da = (1.0 - t) * sa / (1.0 + e_ab + eb) - t * sna;
+        let db = (1.0 - t) * sb / (1.0 + e_ba + ea) - t * snb;
+        (log_q, da, db)
+    };
+    (-(t * log_p + (1.0 - t) * log_q), [da, db])
 }
 
 /// The three parts of the ESMM loss, each a `(1, 1)` node: `total` is the one to differentiate,

@@ -3,9 +3,9 @@
 //!
 //! A loss is one [`Graph::custom`] op: the forward pass evaluates every sample's loss and its
 //! derivative together (they share the expensive `exp`/`log`), keeps the weighted, reduced
-//! derivatives, and the backward rule only scales them by the incoming gradient. This is
-//! several times cheaper than composing the loss from element-wise graph ops, and each rule can
-//! be written in its stable form.
+//! derivatives, and the backward rule only scales them by the incoming gradient. Each rule is
+//! written in its stable closed form, which composing element-wise graph ops cannot always give
+//! (ESMM's `log(1 - σ(a) σ(b))`), and the tape holds one node per loss.
 
 use dmtl_tensor::{Graph, Var};
 use ndarray::Array2;

@@ -24,6 +24,14 @@ pub fn softplus(x: f32) -> f32 {
     x.max(0.0) + (-x.abs()).exp().ln_1p()
 }
 
+/// `(softplus(x), sigmoid(x))` from one shared exponential: a BCE's value and derivative.
+#[inline]
+pub fn softplus_sigmoid(x: f32) -> (f32, f32) {
+    let e = (-x.abs()).exp();
+    let r = 1.0 / (1.0 + e);
+    (x.max(0.0) + e.ln_1p(), if x >= 0.0 { r } else { e * r })
+}
+
 /// `1 / (1 + e^-x)`, without overflow for any `x`.
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {

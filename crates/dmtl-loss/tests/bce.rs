@@ -196,3 +196,36 @@ fn zero_weights_give_zero_mean_and_gradient() {
     assert_eq!(l, 0.0);
     assert!(grads[0].iter().all(|&d| d == 0.0));
 }
+
+#[test]
+fn product_matches_f64_on_a_grid_across_both_branches() {
+    // Covers p < 1/2 (log1p branch) and p >= 1/2 (logsumexp branch), both soft and hard targets.
+    let grid: Vec<f32> = (-16..=16).map(|k| k as f32 * 0.5).collect();
+    for &a in &grid {
+        for &b in &grid {
+            for t in [0.0f32, 0.35, 1.0] {
+                let (s, ids) = store_of(&[vec![a], vec![b]]);
+                let (l, grads) = eval(&s, &ids, &|g, v| {
+                    bce_product_logits(g, v[0], v[1], &[t], None, Reduction::Sum)
+                });
+                let p = sigmoid64(a) * sigmoid64(b);
+                assert_close(&format!("value ({a}, {b}, {t})"), l, bce64(p, t), 1e-5);
+                let c = (1.0 - t as f64) * p / (1.0 - p) - t as f64;
+                let da = sigmoid64(-a) * c;
+                let db = sigmoid64(-b) * c;
+                assert_close(
+                    &format!("da ({a}, {b}, {t})"),
+                    grads[0][[0, 0]] as f64,
+                    da,
+                    1e-5,
+                );
+                assert_close(
+                    &format!("db ({a}, {b}, {t})"),
+                    grads[1][[0, 0]] as f64,
+                    db,
+                    1e-5,
+                );
+            }
+        }
+    }
+}
