@@ -106,7 +106,7 @@ impl Default for SearchOptions {
     fn default() -> Self {
         Self {
             query_block: 256,
-            item_block: 2048,
+            item_block: 512,
             threading: Threading::RayonTasks,
         }
     }
