@@ -1,5 +1,8 @@
 //! Metrics against hand-computed values and brute-force pair counts.
 
+// The brute-force references index by position on purpose: they mirror the definitions.
+#![allow(clippy::needless_range_loop)]
+
 use dmtl_metrics::*;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
