@@ -1,3 +1,35 @@
-//! Two-tower student: retrieval over its item vectors.
+//! The two-tower student of DMTL (Zhao et al., arXiv 2102.07142): the candidate generator
+//! that is deployed, trained by distilling the multi-task teacher's pCTCVR.
+//!
+//! - [`two_tower`]: [`Student`] — a user tower over user and context fields, an item tower
+//!   over item fields, score `s = <u, v>`, `p = sigmoid(s)`; vectors for whole datasets;
+//!   save/load as safetensors + TOML. [`StudentConfig`] is its serde configuration.
+//! - [`objective`]: [`ObjectiveConfig`] (from `dmtl-loss`) — DMTL distillation (soft BCE, KL with a temperature,
+//!   MSE on logits, mixed with the hard label by `alpha`) and the competitors B1 (clicks),
+//!   B2 (hard long reads), B3 (log-duration regression, weighted logistic regression).
+//! - [`train`]: [`Student::train`] (two-stage: teacher scores precomputed) with validation and
+//!   early stopping on the long-read AUC; [`joint`]: [`JointTrainer`] (teacher and student in
+//!   one loop, the distillation gradient stopped at the teacher).
+//! - [`retrieval`]: exact top-K by inner product over the item matrix.
+//! - [`export`]: user and item vectors with their raw ids as `.npy`, parameters and
+//!   vocabularies, for an outside index such as Faiss.
+//! - [`eval`]: offline metrics on a test log and retrieval quality on the simulator's truth.
+//! - [`synthetic`]: schemas and random datasets of given sizes, for benchmarks and tests.
 
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod export;
+pub mod joint;
+pub mod objective;
 pub mod retrieval;
+pub mod synthetic;
+pub mod train;
+pub mod two_tower;
+
+pub use config::{Similarity, StudentConfig, TrainOptions};
+pub use error::{Result, StudentError};
+pub use joint::{JointLoss, JointTrainer};
+pub use objective::{DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Targets};
+pub use train::{EpochReport, TrainEvent, TrainHistory, ValidReport};
+pub use two_tower::{Student, TwoTower};

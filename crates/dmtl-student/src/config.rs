@@ -1,0 +1,187 @@
+//! The student's configuration as data: tower sizes, similarity, objective and training.
+//!
+//! `StudentConfig::default()` is the reference student of BENCHMARKS.md. In TOML every key is
+//! optional and falls back to that default:
+//!
+//! ```
+//! use dmtl_student::{ObjectiveConfig, StudentConfig};
+//! let cfg = StudentConfig::from_toml_str(r#"
+//!     user_layers = [128, 32]
+//!     item_layers = [128, 32]
+//!     [objective]
+//!     type = "click_bce"
+//!     [train]
+//!     epochs = 3
+//! "#, "student.toml").unwrap();
+//! assert_eq!(cfg.output_dim(), 32);
+//! assert_eq!(cfg.objective, ObjectiveConfig::ClickBce);
+//! assert_eq!(cfg.train.batch_size, 1024);
+//! ```
+
+use dmtl_teacher::FieldEmbeddingConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StudentError};
+use crate::objective::ObjectiveConfig;
+
+/// How a user vector and an item vector make a score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Similarity {
+    /// `s = <u, v>` (the paper's).
+    Dot,
+    /// `s = cos(u, v) / temperature`: both tower outputs are L2-normalised and the user's is
+    /// divided by the temperature, so that the exported vectors still score by inner product.
+    Cosine {
+        /// The temperature, `> 0`; about 0.05 to 0.2 lets the score reach useful logits.
+        temperature: f32,
+    },
+}
+
+/// Training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainOptions {
+    /// Adam's learning rate (betas 0.9/0.999, eps 1e-8).
+    pub lr: f32,
+    /// Impressions per batch.
+    pub batch_size: usize,
+    /// Most epochs to run.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better validation long-read AUC (0: never stop
+    /// early). With a validation set the best epoch's parameters are restored at the end.
+    pub patience: usize,
+    /// Seed of the batch order (epoch `e` shuffles with stream `e`).
+    pub seed: u64,
+    /// Clip the global gradient norm to this value (`None`: no clipping).
+    pub clip_norm: Option<f64>,
+}
+
+impl Default for TrainOptions {
+    /// Adam at 1e-3, batches of 1,024, 5 epochs, patience 2.
+    fn default() -> Self {
+        TrainOptions {
+            lr: 1e-3,
+            batch_size: 1024,
+            epochs: 5,
+            patience: 2,
+            seed: 7,
+            clip_norm: None,
+        }
+    }
+}
+
+/// Sizes of the two towers, the score, the objective and training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StudentConfig {
+    /// Widths of the user tower's layers over the user and context fields; ReLU between
+    /// layers, none after the last, whose width is the vector dimension.
+    pub user_layers: Vec<usize>,
+    /// Widths of the item tower's layers over the item fields; the last must equal the user
+    /// tower's.
+    pub item_layers: Vec<usize>,
+    /// Inner product or temperature-scaled cosine.
+    pub similarity: Similarity,
+    /// The towers' own field embeddings.
+    pub embedding: FieldEmbeddingConfig,
+    /// The training objective.
+    pub objective: ObjectiveConfig,
+    /// Seed of the initial parameters.
+    pub seed: u64,
+    /// How to train.
+    pub train: TrainOptions,
+}
+
+impl Default for StudentConfig {
+    /// The reference student: towers `[256, 128, 64]`, inner product, pure soft-BCE
+    /// distillation, tables of the schema's dimension.
+    fn default() -> Self {
+        StudentConfig {
+            user_layers: vec![256, 128, 64],
+            item_layers: vec![256, 128, 64],
+            similarity: Similarity::Dot,
+            embedding: FieldEmbeddingConfig::default(),
+            objective: ObjectiveConfig::default(),
+            seed: 2021,
+            train: TrainOptions::default(),
+        }
+    }
+}
+
+impl StudentConfig {
+    /// Dimension of the user and item vectors: the width of the towers' last layers.
+    pub fn output_dim(&self) -> usize {
+        self.user_layers.last().copied().unwrap_or(0)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<StudentConfig> {
+        // toml's message names the line, the column and the unknown or mistyped key.
+        let cfg: StudentConfig = toml::from_str(text).map_err(|e| StudentError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml_string(&self) -> String {
+        toml::to_string(self).expect("a student configuration always serializes")
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let err = |key: &str, message: &str| {
+            Err(StudentError::Config {
+                origin: origin.to_string(),
+                key: key.to_string(),
+                message: message.to_string(),
+            })
+        };
+        for (key, layers) in [
+            ("user_layers", &self.user_layers),
+            ("item_layers", &self.item_layers),
+        ] {
+            if layers.is_empty() || layers.contains(&0) {
+                return err(key, "needs at least one layer, every width >= 1");
+            }
+        }
+        if self.user_layers.last() != self.item_layers.last() {
+            return err(
+                "item_layers",
+                "the last width (the vector dimension) must equal user_layers' last",
+            );
+        }
+        if let Similarity::Cosine { temperature } = self.similarity {
+            if !(temperature.is_finite() && temperature > 0.0) {
+                return err("similarity.temperature", "must be a finite number > 0");
+            }
+        }
+        if self.embedding.dim == Some(0) {
+            return err("embedding.dim", "must be at least 1");
+        }
+        if !(self.embedding.init_std.is_finite() && self.embedding.init_std >= 0.0) {
+            return err("embedding.init_std", "must be a finite number >= 0");
+        }
+        if let Err(message) = self.objective.validate() {
+            return Err(StudentError::Config {
+                origin: origin.to_string(),
+                key: "objective".into(),
+                message,
+            });
+        }
+        let t = &self.train;
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return err("train.lr", "must be a finite number > 0");
+        }
+        if t.batch_size == 0 {
+            return err("train.batch_size", "must be at least 1");
+        }
+        if t.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return err("train.clip_norm", "must be a finite number > 0");
+        }
+        Ok(())
+    }
+}

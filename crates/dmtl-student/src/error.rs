@@ -1,0 +1,73 @@
+//! Errors of building, training, exporting and evaluating a student.
+
+use std::path::PathBuf;
+
+use dmtl_tensor::TensorError;
+
+/// What can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum StudentError {
+    /// A configuration value is out of range; `key` is its name in `student.toml`.
+    #[error("{origin}: `{key}`: {message}")]
+    Config {
+        /// Where the configuration came from (a file path, or `<config>`).
+        origin: String,
+        /// The offending key, e.g. `user_hidden` or `train.lr`.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A configuration file is not valid TOML or has an unknown or mistyped key.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or `<config>`).
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The schema, the vocabularies, a dataset or the teacher's scores do not fit together.
+    #[error("{0}")]
+    Data(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Parameters could not be saved or loaded (the message names the tensor).
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// An error of the teacher (joint training) or of the shared field embeddings.
+    #[error(transparent)]
+    Teacher(#[from] dmtl_teacher::TeacherError),
+    /// An error of the data crate (vocabularies, encoding).
+    #[error(transparent)]
+    DataCrate(#[from] dmtl_data::DataError),
+    /// Retrieval could not run.
+    #[error(transparent)]
+    Retrieval(#[from] crate::retrieval::RetrievalError),
+    /// Training diverged: the loss of a batch is NaN or infinite.
+    #[error("epoch {epoch}, batch {batch}: the loss is {loss} (lower the learning rate?)")]
+    NonFinite {
+        /// Epoch (from 0).
+        epoch: usize,
+        /// Batch within the epoch (from 0).
+        batch: usize,
+        /// The loss value.
+        loss: f32,
+    },
+}
+
+impl StudentError {
+    pub(crate) fn io(path: &std::path::Path, e: impl std::fmt::Display) -> StudentError {
+        StudentError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = StudentError> = std::result::Result<T, E>;

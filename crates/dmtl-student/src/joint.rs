@@ -1,0 +1,234 @@
+//! Joint DMTL training: teacher and student in one loop over one parameter store.
+//!
+//! Each step runs the teacher on the batch and takes its ESMM loss; the student's
+//! distillation target is the teacher's current pCTCVR passed through [`Graph::detach`], so
+//! the distillation term sends no gradient into the teacher (the teacher learns from its own
+//! labels only) while the student follows the teacher as it improves. One Adam updates both.
+//!
+//! Both models' parameters live in one [`ParamStore`]: the teacher's first (its handles stay
+//! valid), then a copy of the student's towers registered under the same `student.` names.
+
+use dmtl_data::{Batch, Dataset, Schema, Vocabularies};
+use dmtl_loss::{esmm_loss, Reduction};
+use dmtl_teacher::Teacher;
+use dmtl_tensor::{Graph, ParamId, ParamStore, Var};
+
+use crate::config::TrainOptions;
+use crate::error::{Result, StudentError};
+use crate::objective::{ObjectiveConfig, ObjectiveExt, Targets};
+use crate::train::{check_labelled, run_epochs, StepLoss, TrainEvent, TrainHistory, ValidReport};
+use crate::two_tower::{score_rows, Student, TwoTower, PREFIX};
+
+/// The losses of one joint step, each a `(1, 1)` node.
+#[derive(Debug, Clone, Copy)]
+pub struct JointLoss {
+    /// The teacher's ESMM loss `BCE(y, pCTR) + w BCE(y z, pCTCVR)`.
+    pub teacher: Var,
+    /// The student's objective with the teacher's detached pCTCVR as its soft label.
+    pub student: Var,
+    /// `teacher + student`: what a step differentiates.
+    pub total: Var,
+}
+
+/// A teacher and a student trained together.
+///
+/// ```no_run
+/// # fn setup() -> (dmtl_teacher::Teacher, dmtl_student::Student, dmtl_data::Schema, dmtl_data::Vocabularies, dmtl_data::Dataset) { unimplemented!() }
+/// use dmtl_student::JointTrainer;
+/// let (teacher, student, schema, vocabs, train) = setup();
+/// let mut joint = JointTrainer::new(teacher, student, &schema, &vocabs).unwrap();
+/// let history = joint.train(&train, None, |_| {}).unwrap();
+/// let (teacher, student) = joint.into_parts();
+/// ```
+#[derive(Debug, Clone)]
+pub struct JointTrainer {
+    teacher: Teacher,
+    student: Student,
+    store: ParamStore,
+    towers: TwoTower,
+    n_teacher: usize,
+}
+
+impl JointTrainer {
+    /// Puts `teacher` and `student`, both built for `schema` and `vocabs`, in one store,
+    /// starting from their current parameters. The student's objective must be
+    /// [`ObjectiveConfig::Distill`]; its `train` options drive the joint loop.
+    pub fn new(
+        teacher: Teacher,
+        student: Student,
+        schema: &Schema,
+        vocabs: &Vocabularies,
+    ) -> Result<JointTrainer> {
+        if !matches!(student.config().objective, ObjectiveConfig::Distill { .. }) {
+            return Err(StudentError::Config {
+                origin: "<config>".into(),
+                key: "objective.kind".into(),
+                message: format!(
+                    "joint training distills the teacher, the objective is `{}`",
+                    student.config().objective.model_name()
+                ),
+            });
+        }
+        let mut store = teacher.store().clone();
+        let n_teacher = store.len();
+        // The same towers registered again, in the joint store, then set to the student's
+        // current values by name.
+        let towers = TwoTower::new(&mut store, PREFIX, student.config(), schema, vocabs)?;
+        for (_, p) in student.store().iter() {
+            let id = store.id(&p.name).ok_or_else(|| {
+                StudentError::Data(format!(
+                    "student parameter `{}` is not in the joint store (built for another schema?)",
+                    p.name
+                ))
+            })?;
+            let dst = store.value_mut(id);
+            if dst.dim() != p.value.dim() {
+                return Err(StudentError::Data(format!(
+                    "student parameter `{}` is {:?}, the schema and vocabularies give {:?}",
+                    p.name,
+                    p.value.dim(),
+                    dst.dim()
+                )));
+            }
+            dst.assign(&p.value);
+        }
+        Ok(JointTrainer {
+            teacher,
+            student,
+            store,
+            towers,
+            n_teacher,
+        })
+    }
+
+    /// The joint parameter store (`teacher.*` then `student.*`).
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The losses of one batch on a graph over [`JointTrainer::store`].
+    ///
+    /// # Panics
+    /// When the batch does not fit the schema and vocabularies or is unlabelled.
+    pub fn losses(&self, g: &Graph<'_>, batch: &Batch) -> JointLoss {
+        let out = self.teacher.forward(g, batch);
+        let teacher = esmm_loss(
+            g,
+            out.ctr_logit,
+            out.cvr_logit,
+            &batch.click,
+            &batch.long_read,
+            self.teacher.config().ctcvr_weight,
+            Reduction::Mean,
+        )
+        .total;
+        let p_ctcvr = g.mul(g.sigmoid(out.ctr_logit), g.sigmoid(out.cvr_logit));
+        let target = g.detach(p_ctcvr);
+        let t: Vec<f32> = g.with_value(target, |v| v.iter().map(|x| x.clamp(0.0, 1.0)).collect());
+        let s = self.towers.score(g, batch);
+        let student = self.student.config().objective.build().loss(
+            g,
+            s,
+            &Targets {
+                click: &batch.click,
+                duration: &batch.duration,
+                long_read: &batch.long_read,
+                teacher: Some(&t),
+                weights: None,
+            },
+        );
+        JointLoss {
+            teacher,
+            student,
+            total: g.add(teacher, student),
+        }
+    }
+
+    /// Trains both models with one Adam (`student.config().train`) on the sum of the teacher's
+    /// ESMM loss and the student's distillation loss, validating and stopping early on the
+    /// student's long-read AUC as [`Student::train`] does. The best epoch's parameters of both
+    /// models are kept.
+    pub fn train(
+        &mut self,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        mut progress: impl FnMut(&TrainEvent),
+    ) -> Result<TrainHistory> {
+        let opts: TrainOptions = self.student.config().train.clone();
+        check_labelled("training", train)?;
+        self.teacher.embeddings().check_dataset(train)?;
+        self.towers.check_dataset(train)?;
+        if let Some(v) = valid {
+            check_labelled("validation", v)?;
+            self.towers.check_dataset(v)?;
+        }
+        let mut store = std::mem::take(&mut self.store);
+        let this = &*self;
+        let result = run_epochs(
+            &mut store,
+            &opts,
+            train,
+            |store, batch| {
+                let g = Graph::new(store);
+                let l = this.losses(&g, batch);
+                StepLoss {
+                    total: g.scalar(l.total),
+                    teacher: Some(g.scalar(l.teacher)),
+                    grads: g.backward(l.total),
+                }
+            },
+            |store| {
+                let Some(v) = valid else { return Ok(None) };
+                let s = score_rows(store, &this.towers, opts.batch_size, v)?;
+                Ok(Some(ValidReport::compute(&s, v)))
+            },
+            &mut progress,
+        );
+        self.store = store;
+        self.sync();
+        result
+    }
+
+    /// Copies the joint store's values back into the teacher and the student.
+    fn sync(&mut self) {
+        for i in 0..self.n_teacher {
+            let v = self.store.value(ParamId(i)).to_owned();
+            self.teacher.store_mut().value_mut(ParamId(i)).assign(&v);
+        }
+        let ids: Vec<(ParamId, String)> = self
+            .student
+            .store()
+            .iter()
+            .map(|(id, p)| (id, p.name.clone()))
+            .collect();
+        for (id, name) in ids {
+            let joint = self.store.id(&name).expect("registered in new()");
+            let v = self.store.value(joint).to_owned();
+            self.student.store_mut().value_mut(id).assign(&v);
+        }
+    }
+
+    /// The teacher and the student with the trained parameters.
+    pub fn into_parts(mut self) -> (Teacher, Student) {
+        self.sync();
+        (self.teacher, self.student)
+    }
+
+    /// Builds a fresh teacher and student from their configurations and trains them jointly;
+    /// a shorthand for [`JointTrainer::new`], [`JointTrainer::train`] and
+    /// [`JointTrainer::into_parts`].
+    pub fn fit(
+        teacher: Teacher,
+        student_config: crate::StudentConfig,
+        schema: &Schema,
+        vocabs: &Vocabularies,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+    ) -> Result<(Teacher, Student, TrainHistory)> {
+        let student = Student::new(student_config, schema, vocabs)?;
+        let mut joint = JointTrainer::new(teacher, student, schema, vocabs)?;
+        let history = joint.train(train, valid, |_| {})?;
+        let (t, s) = joint.into_parts();
+        Ok((t, s, history))
+    }
+}
