@@ -1,0 +1,80 @@
+//! The student at the reference workload (BENCHMARKS.md): one distillation step (forward,
+//! backward, lazy Adam) on a batch of 1,024 impressions, and user-tower inference on 1,024
+//! users, both in impressions per second. The batches are built in memory up front (random ids
+//! over the reference vocabularies, random teacher pCTCVR), so the figures are the steady state
+//! of the model alone.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dmtl_data::Batch;
+use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocabs};
+use dmtl_student::{Student, StudentConfig, Targets};
+use dmtl_tensor::optim::{Adam, Optimizer};
+use dmtl_tensor::Graph;
+use rand::{Rng, SeedableRng};
+
+const BATCH: usize = 1024;
+const N_BATCHES: usize = 16;
+
+fn setup() -> (Student, Vec<(Batch, Vec<f32>)>) {
+    dmtl_tensor::threads::init(None);
+    let fields = reference_fields();
+    let (schema, vocabs) = schema_and_vocabs(&fields, 16);
+    let student = Student::new(StudentConfig::default(), &schema, &vocabs).unwrap();
+    let data = random_dataset(&fields, BATCH * N_BATCHES, 42);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(43);
+    let batches = (0..N_BATCHES)
+        .map(|b| {
+            let rows: Vec<u32> = ((b * BATCH) as u32..((b + 1) * BATCH) as u32).collect();
+            let teacher: Vec<f32> = (0..BATCH).map(|_| rng.gen_range(0.0f32..0.3)).collect();
+            (data.batch(&rows), teacher)
+        })
+        .collect();
+    (student, batches)
+}
+
+fn distillation_step(c: &mut Criterion) {
+    let (mut student, batches) = setup();
+    let mut adam = Adam::new(1e-3);
+    let objective = student.config().objective.build();
+    let mut k = 0;
+    let mut group = c.benchmark_group("student");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.sample_size(30);
+    group.bench_function("distillation_step_b1024", |b| {
+        b.iter(|| {
+            let (batch, teacher) = &batches[k % N_BATCHES];
+            k += 1;
+            let g = Graph::new(student.store());
+            let s = student.score(&g, batch);
+            let targets = Targets {
+                click: &batch.click,
+                duration: &batch.duration,
+                long_read: &batch.long_read,
+                teacher: Some(teacher),
+                weights: None,
+            };
+            let loss = objective.loss(&g, s, &targets);
+            let grads = g.backward(loss);
+            drop(g);
+            adam.step(student.store_mut(), &grads);
+        })
+    });
+    group.bench_function("user_tower_inference_b1024", |b| {
+        b.iter_batched(
+            || {
+                k += 1;
+                &batches[k % N_BATCHES].0
+            },
+            |batch| {
+                let g = Graph::new(student.store());
+                let u = student.user_tower(&g, batch);
+                g.value(u)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, distillation_step);
+criterion_main!(benches);
