@@ -1,1 +1,29 @@
-//! placeholder
+//! Multi-task teachers for DMTL (Zhao et al., arXiv 2102.07142): the model that learns click
+//! and long read jointly over every impression, whose pCTCVR is distilled into the two-tower
+//! student.
+//!
+//! - [`features`]: [`FieldEmbeddings`], one table per categorical or multi-hot column of the
+//!   chosen sides, concatenated; shared with the student's towers.
+//! - [`mmoe`] (default) and [`shared_bottom`]: the multi-task structures; [`task`]: the tasks
+//!   and their towers (the place to add a task).
+//! - [`Teacher`]: embeddings + structure + ESMM heads (pCTR, pCVR, pCTCVR = pCTR * pCVR);
+//!   [`Teacher::train`] with validation and early stopping, [`Teacher::predict`] in parallel,
+//!   [`Teacher::save`] / [`Teacher::load`] as `teacher.safetensors` + `teacher.toml`.
+//! - [`TeacherConfig`]: serde configuration; its default is the reference teacher of
+//!   BENCHMARKS.md.
+
+pub mod config;
+pub mod error;
+pub mod features;
+pub mod mmoe;
+pub mod shared_bottom;
+pub mod task;
+pub mod teacher;
+pub mod train;
+
+pub use config::{Structure, TeacherConfig, TrainConfig};
+pub use error::TeacherError;
+pub use features::{EmbeddedField, FieldEmbeddingConfig, FieldEmbeddings};
+pub use task::Task;
+pub use teacher::{Teacher, TeacherOutput, TeacherScores};
+pub use train::{EpochReport, StepLoss, TrainEvent, TrainHistory, ValidReport};

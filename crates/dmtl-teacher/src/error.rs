@@ -1,0 +1,55 @@
+//! Errors of building, training, scoring and checkpointing a teacher.
+
+use std::path::PathBuf;
+
+use dmtl_tensor::TensorError;
+
+/// What can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum TeacherError {
+    /// A configuration value is out of range; `key` is its name in `teacher.toml`.
+    #[error("{origin}: `{key}`: {message}")]
+    Config {
+        /// Where the configuration came from (a file path, or `<config>`).
+        origin: String,
+        /// The offending key, e.g. `n_experts` or `train.lr`.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A configuration file is not valid TOML or has an unknown or mistyped key.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or `<config>`).
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The schema, the vocabularies and a dataset do not fit together.
+    #[error("{0}")]
+    Data(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A checkpoint's parameters could not be saved or loaded (the message names the tensor).
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// Training diverged: the loss of a batch is NaN or infinite.
+    #[error("epoch {epoch}, batch {batch}: the loss is {loss} (lower the learning rate?)")]
+    NonFinite {
+        /// Epoch (from 0).
+        epoch: usize,
+        /// Batch within the epoch (from 0).
+        batch: usize,
+        /// The loss value.
+        loss: f32,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = TeacherError> = std::result::Result<T, E>;
