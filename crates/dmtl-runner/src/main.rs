@@ -1,6 +1,248 @@
-//! The `dmtl` command line (placeholder until the pipeline lands).
-fn main() {
-    dmtl_tensor::threads::init(None);
-    eprintln!("dmtl: the pipeline is not assembled yet");
-    std::process::exit(1);
+//! The `dmtl` command line; every command is a thin call into `dmtl_runner::commands`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dmtl_runner::commands::{self, DemoOptions};
+use dmtl_runner::config::{ModelName, Scale};
+use dmtl_runner::progress::Progress;
+
+/// DMTL: a multi-task teacher (MMoE + ESMM) distilled into a two-tower candidate generator, and
+/// the paper's comparison against two towers trained on clicks, long reads and durations.
+#[derive(Parser, Debug)]
+#[command(name = "dmtl", version, about, long_about = None)]
+struct Cli {
+    /// Threads for BLAS and Rayon (default: every core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// No progress bars (logs still go to stderr; set RUST_LOG=info for more).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+fn parse_model(s: &str) -> Result<ModelName, String> {
+    ModelName::parse(s)
+        .ok_or_else(|| format!("unknown model `{s}`; one of teacher, dmtl, b1, b2, b3-mse, b3-wlr"))
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The paper's experiment on the built-in simulator, no outside data: simulate a feed log,
+    /// train the teacher, distil the DMTL student, train the competitors B1 (click), B2 (hard
+    /// long read), B3 (log-duration MSE) and B3' (duration-weighted LR), evaluate them all on the
+    /// test days and print the table, with the teacher, the oracle and random as reference rows.
+    Demo {
+        /// Repeat with seeds 1..=N and show mean ± std.
+        #[arg(long, default_value_t = 1)]
+        seeds: usize,
+        /// Size of the simulated feed: tiny (seconds), default (a few minutes on 2 cores),
+        /// reference (the benchmark workload, 5M impressions: long).
+        #[arg(long, value_enum, default_value_t = Scale::Default)]
+        scale: Scale,
+        /// Run folder (default runs/demo-<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Length of the retrieved lists.
+        #[arg(long)]
+        k: Option<usize>,
+        /// Epochs of every model (default: the scale's setting).
+        #[arg(long)]
+        epochs: Option<usize>,
+    },
+    /// The same pipeline on your own CSV/Parquet logs (or a [simulator] section), from a TOML
+    /// configuration: see `dmtl_runner::config` or the README for the format. The config is
+    /// checked before any work; errors name the file and the key.
+    Train {
+        /// The run configuration (run.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Run folder (default runs/train-<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Per-impression predictions of a trained model for a log (labels not needed): the raw
+    /// user and item ids, then p_ctr, p_cvr, p_ctcvr (teacher) or score, probability (two
+    /// towers).
+    Score {
+        /// A run folder written by `train` or `demo`.
+        #[arg(long)]
+        run: PathBuf,
+        /// The log to score (CSV or Parquet, the run's schema).
+        #[arg(long)]
+        log: PathBuf,
+        /// Output file, .csv or .parquet.
+        #[arg(long)]
+        out: PathBuf,
+        /// teacher, dmtl, b1, b2, b3-mse or b3-wlr.
+        #[arg(long, default_value = "teacher", value_parser = parse_model)]
+        model: ModelName,
+    },
+    /// User and item vectors of a two-tower model for an outside index (e.g. Faiss, inner
+    /// product): user_vectors.npy, item_vectors.npy, user_ids.txt, item_ids.txt, manifest.json.
+    Export {
+        /// A run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// dmtl, b1, b2, b3-mse or b3-wlr.
+        #[arg(long, default_value = "dmtl", value_parser = parse_model)]
+        model: ModelName,
+    },
+    /// Top-K items of the run's corpus for the users of a file of user rows (user and context
+    /// columns). Users unseen in training get the out-of-vocabulary id embedding and are
+    /// counted. Output in long form: user_id, rank, item_id, score, known_user.
+    Retrieve {
+        /// A run folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// The user rows (CSV or Parquet, the run's schema's user and context columns).
+        #[arg(long)]
+        users: PathBuf,
+        /// Items per user.
+        #[arg(long, default_value_t = 100)]
+        k: usize,
+        /// Output file, .csv or .parquet.
+        #[arg(long)]
+        out: PathBuf,
+        /// dmtl, b1, b2, b3-mse or b3-wlr.
+        #[arg(long, default_value = "dmtl", value_parser = parse_model)]
+        model: ModelName,
+    },
+    /// Writes a simulated feed log with its schema, the item catalogue and the user table, to
+    /// try `train` on files: schema.toml, log.csv, items.csv, users.csv (or .parquet).
+    Simulate {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Size of the simulated feed.
+        #[arg(long, value_enum, default_value_t = Scale::Tiny)]
+        scale: Scale,
+        /// Parquet instead of CSV.
+        #[arg(long)]
+        parquet: bool,
+        /// The simulator's seed (default: the scale's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    dmtl_tensor::threads::init(cli.threads);
+    let progress = Progress::new(cli.quiet);
+    match run(cli.command, &progress) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
+    match command {
+        Command::Demo {
+            seeds,
+            scale,
+            out,
+            k,
+            epochs,
+        } => {
+            let r = commands::demo(
+                &DemoOptions {
+                    seeds,
+                    scale,
+                    out,
+                    k,
+                    epochs,
+                },
+                progress,
+            )?;
+            let wall: f64 = r.runs.iter().map(|m| m.wall_seconds).sum();
+            println!("{}", r.table);
+            println!(
+                "{} seed(s), {:.0} s; report: {}",
+                r.runs.len(),
+                wall,
+                r.dir.join(dmtl_runner::run::REPORT_FILE).display()
+            );
+        }
+        Command::Train { config, out } => {
+            let (dir, m) = commands::train(&config, out.as_deref(), progress)?;
+            let cfg = dmtl_runner::RunConfig::load(&config)?;
+            println!("{}", dmtl_runner::report::table(&m.models, cfg.eval.k));
+            println!(
+                "{:.0} s; report: {}",
+                m.wall_seconds,
+                dir.join(dmtl_runner::run::REPORT_FILE).display()
+            );
+        }
+        Command::Score {
+            run,
+            log,
+            out,
+            model,
+        } => {
+            let s = commands::score(&run, &log, &out, model)?;
+            println!(
+                "{} rows scored with {model} -> {} ({} rows with an unseen user, {} with an unseen item)",
+                s.user_ids.len(),
+                out.display(),
+                s.unseen_users,
+                s.unseen_items
+            );
+        }
+        Command::Export { run, out, model } => {
+            let m = commands::export(&run, &out, model)?;
+            println!(
+                "{} users and {} items of dimension {} ({}) -> {}",
+                m.users,
+                m.items,
+                m.dim,
+                m.model,
+                out.display()
+            );
+        }
+        Command::Retrieve {
+            run,
+            users,
+            k,
+            out,
+            model,
+        } => {
+            let r = commands::retrieve(&run, &users, k, &out, model)?;
+            let unseen = r.known_user.iter().filter(|&&k| !k).count();
+            println!(
+                "top-{k} for {} users -> {} ({unseen} users unseen in training: scored with the out-of-vocabulary id)",
+                r.user_ids.len(),
+                out.display()
+            );
+        }
+        Command::Simulate {
+            out,
+            scale,
+            parquet,
+            seed,
+        } => {
+            let mut cfg = scale.sim_config();
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            for p in commands::simulate(&out, cfg, parquet)? {
+                println!("{}", p.display());
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,436 @@
+//! The library functions behind the `dmtl` commands; `main.rs` only parses arguments and calls
+//! these, so tests and other programs can run the same steps.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use dmtl_data::sim::{SimConfig, Simulator};
+use dmtl_data::{read_log, write_csv, write_parquet, Dataset, ReadOptions, Schema, Side};
+use dmtl_student::retrieval::top_k;
+use dmtl_teacher::Teacher;
+use ndarray::Array2;
+use ndarray_npy::WriteNpyExt;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use crate::config::{demo_config, ModelName, RunConfig, Scale};
+use crate::fsutil::{create_run_dir, write_atomic_with, write_text};
+use crate::progress::Progress;
+use crate::run::{
+    all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
+    RunMetrics, ITEMS_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, USERS_FILE,
+};
+use crate::table::{write_table, Column};
+
+/// Runs `dmtl train`: the pipeline of the configuration file into a run folder (`out`, or
+/// `runs/train-<timestamp>`). The configuration is validated before anything is written.
+pub fn train(
+    config: &Path,
+    out: Option<&Path>,
+    progress: &Progress,
+) -> Result<(PathBuf, RunMetrics)> {
+    let cfg = RunConfig::load(config)?;
+    train_config(&cfg, out, progress)
+}
+
+/// [`train`] with a configuration already in memory (validated by the caller).
+pub fn train_config(
+    cfg: &RunConfig,
+    out: Option<&Path>,
+    progress: &Progress,
+) -> Result<(PathBuf, RunMetrics)> {
+    let dir = create_run_dir(out, "train")?;
+    info!(dir = %dir.display(), "run folder");
+    let seed = cfg.student.seed;
+    let m = run_pipeline(cfg, &dir, "train", seed, progress)?;
+    Ok((dir, m))
+}
+
+/// Options of `dmtl demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Repeat with seeds 1..=seeds.
+    pub seeds: usize,
+    /// The simulator's scale.
+    pub scale: Scale,
+    /// The run folder (default `runs/demo-<timestamp>`).
+    pub out: Option<PathBuf>,
+    /// Retrieval list length.
+    pub k: Option<usize>,
+    /// Override the epochs of every model (quick trials).
+    pub epochs: Option<usize>,
+}
+
+/// What a demo produced.
+#[derive(Debug, Clone)]
+pub struct DemoResult {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// The table (markdown), mean ± std over seeds when more than one.
+    pub table: String,
+    /// Each seed's metrics.
+    pub runs: Vec<RunMetrics>,
+}
+
+/// The combined metrics of a demo over several seeds (`metrics.json` at the top of the folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoMetrics {
+    /// The seeds run.
+    pub seeds: Vec<u64>,
+    /// The simulator's scale.
+    pub scale: Scale,
+    /// Each seed's metrics.
+    pub runs: Vec<RunMetrics>,
+    /// Wall-clock seconds of the whole demo.
+    pub wall_seconds: f64,
+}
+
+/// Runs `dmtl demo`: for each seed, simulate, train the teacher, distil DMTL, train B1-B3,
+/// evaluate; one sub-folder per seed when there are several, and the combined table.
+pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
+    if opts.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let start = std::time::Instant::now();
+    let dir = create_run_dir(opts.out.as_deref(), "demo")?;
+    let mut runs = Vec::new();
+    let mut k = 100;
+    for seed in 1..=opts.seeds as u64 {
+        let mut cfg = demo_config(opts.scale, seed);
+        if let Some(kk) = opts.k {
+            cfg.eval.k = kk;
+        }
+        if let Some(e) = opts.epochs {
+            cfg.teacher.train.epochs = e;
+            cfg.student.train.epochs = e;
+        }
+        cfg.validate("<demo>")?;
+        k = cfg.eval.k;
+        let sub = if opts.seeds > 1 {
+            dir.join(format!("seed-{seed}"))
+        } else {
+            dir.clone()
+        };
+        std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+        if !progress.is_quiet() {
+            eprintln!("== seed {seed} of {} -> {}", opts.seeds, sub.display());
+        }
+        let m = run_pipeline(&cfg, &sub, "demo", seed, progress)?;
+        if !progress.is_quiet() {
+            eprintln!(
+                "seed {seed} done in {:.0} s\n{}",
+                m.wall_seconds,
+                crate::report::table(&m.models, k)
+            );
+        }
+        runs.push(m);
+    }
+    let all: Vec<_> = runs.iter().map(|r| r.models.clone()).collect();
+    let table = crate::report::table_over_seeds(&all, k);
+    if opts.seeds > 1 {
+        let dm = DemoMetrics {
+            seeds: (1..=opts.seeds as u64).collect(),
+            scale: opts.scale,
+            runs: runs.clone(),
+            wall_seconds: start.elapsed().as_secs_f64(),
+        };
+        write_text(&dir.join(METRICS_FILE), &serde_json::to_string_pretty(&dm)?)?;
+        let plots = crate::plots::write_all(&dir.join(PLOTS_DIR), &all)?;
+        let mut md = format!(
+            "# dmtl demo, {} seeds (mean ± std)\n\nScale `{:?}`: {}. Wall time {:.0} s.\n\n",
+            opts.seeds, opts.scale, runs[0].data.source, dm.wall_seconds
+        );
+        md.push_str(&table);
+        md.push('\n');
+        md.push_str(crate::report::LEGEND);
+        md.push_str("\nEach seed's own report is in its `seed-N/` folder.\n\n## Plots (curves of seed 1; histogram over all seeds)\n\n");
+        for (title, file) in plots {
+            md.push_str(&format!("![{title}]({PLOTS_DIR}/{file})\n\n"));
+        }
+        write_text(&dir.join(REPORT_FILE), &md)?;
+    }
+    Ok(DemoResult { dir, table, runs })
+}
+
+/// Runs `dmtl simulate`: writes the simulated log, its schema, the item catalogue and the user
+/// table into `out` (CSV or Parquet).
+pub fn simulate(out: &Path, cfg: SimConfig, parquet: bool) -> Result<Vec<PathBuf>> {
+    let sim = Simulator::try_new(cfg).map_err(|e| anyhow::anyhow!("simulator: {e}"))?;
+    let schema_text = sim.schema_toml();
+    let schema = Schema::from_toml_str(&schema_text, "the simulator's schema")?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ext = if parquet { "parquet" } else { "csv" };
+    let write = |raw: &dmtl_data::RawLog, name: &str| -> Result<PathBuf> {
+        let p = out.join(format!("{name}.{ext}"));
+        if parquet {
+            write_parquet(raw, &schema, &p)?;
+        } else {
+            write_csv(raw, &schema, &p)?;
+        }
+        Ok(p)
+    };
+    let schema_path = out.join("schema.toml");
+    write_text(&schema_path, &schema_text)?;
+    let log = write(&sim.impressions(), "log")?;
+    let items = write(&sim.item_table(), "items")?;
+    let users: Vec<usize> = (0..sim.n_users()).collect();
+    let users = write(&sim.user_table(&users), "users")?;
+    Ok(vec![schema_path, log, items, users])
+}
+
+/// Per-impression predictions of one model for a log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    /// The raw user id of each row.
+    pub user_ids: Vec<String>,
+    /// The raw item id of each row.
+    pub item_ids: Vec<String>,
+    /// Named prediction columns (teacher: `p_ctr`, `p_cvr`, `p_ctcvr`; two towers: `score`,
+    /// `probability`), one value per row.
+    pub columns: Vec<(String, Vec<f32>)>,
+    /// Rows whose user id was not in the training vocabulary.
+    pub unseen_users: usize,
+    /// Rows whose item id was not in the training vocabulary.
+    pub unseen_items: usize,
+}
+
+/// Scores every row of `log` with `model` of the run folder `run`, using the run's schema and
+/// vocabularies (ids unseen in training map to the out-of-vocabulary row). Labels are not
+/// needed.
+pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
+    let (schema, vocabs) = load_run_basics(run)?;
+    let opts = ReadOptions {
+        require_labels: false,
+        ..ReadOptions::default()
+    };
+    let raw = read_log(log, &schema, &opts)?;
+    let data = Dataset::encode(&schema, &raw, &vocabs)?;
+    let ids = |name: &str| -> Vec<String> {
+        categorical(&raw, name)
+            .map(|v| v.to_vec())
+            .unwrap_or_else(|_| vec![String::new(); raw.n_rows])
+    };
+    let columns = match model {
+        ModelName::Teacher => {
+            let dir = model_dir(run, model);
+            let t = Teacher::load(&dir, &schema, &vocabs)
+                .with_context(|| format!("loading the teacher of {}", run.display()))?;
+            let s = t.predict(&data)?;
+            vec![
+                ("p_ctr".to_string(), s.p_ctr),
+                ("p_cvr".to_string(), s.p_cvr),
+                ("p_ctcvr".to_string(), s.p_ctcvr),
+            ]
+        }
+        m => {
+            let (_, _, st) = load_student(run, m)?;
+            let s = st.score_dataset(&data)?;
+            let p = s.iter().map(|&x| dmtl_loss::stable::sigmoid(x)).collect();
+            vec![("score".to_string(), s), ("probability".to_string(), p)]
+        }
+    };
+    Ok(Scored {
+        user_ids: ids(&schema.ids.user),
+        item_ids: ids(&schema.ids.item),
+        columns,
+        unseen_users: oov_count(&data, &schema, &schema.ids.user),
+        unseen_items: oov_count(&data, &schema, &schema.ids.item),
+    })
+}
+
+/// Runs `dmtl score`: [`score_log`] written to `out` (.csv or .parquet) with the raw user and
+/// item ids first.
+pub fn score(run: &Path, log: &Path, out: &Path, model: ModelName) -> Result<Scored> {
+    let s = score_log(run, log, model)?;
+    let mut cols: Vec<(&str, Column)> = vec![
+        ("user_id", Column::Str(s.user_ids.clone())),
+        ("item_id", Column::Str(s.item_ids.clone())),
+    ];
+    for (name, v) in &s.columns {
+        cols.push((name.as_str(), Column::F32(v.clone())));
+    }
+    write_table(out, &cols)?;
+    Ok(s)
+}
+
+/// What `dmtl export` wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportManifest {
+    /// The model exported.
+    pub model: String,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Users exported (rows of `user_vectors.npy`, lines of `user_ids.txt`).
+    pub users: usize,
+    /// Items exported (rows of `item_vectors.npy`, lines of `item_ids.txt`).
+    pub items: usize,
+    /// How to score: the inner product of a user row and an item row.
+    pub score: String,
+}
+
+fn write_npy(path: &Path, a: &Array2<f32>) -> Result<()> {
+    write_atomic_with(path, |f| {
+        a.write_npy(std::io::BufWriter::new(f))?;
+        Ok(())
+    })
+}
+
+fn write_ids(path: &Path, ids: &[String]) -> Result<()> {
+    let mut text = String::with_capacity(ids.len() * 8);
+    for id in ids {
+        text.push_str(id);
+        text.push('\n');
+    }
+    write_text(path, &text)
+}
+
+/// The item corpus of a run: raw ids and its encoded rows.
+pub fn run_corpus(
+    run: &Path,
+    schema: &Schema,
+    vocabs: &dmtl_data::Vocabularies,
+) -> Result<(Vec<String>, Dataset)> {
+    let raw = read_log(
+        run.join(ITEMS_FILE),
+        schema,
+        &ReadOptions::table_of(&[Side::Item]),
+    )?;
+    let ids = categorical(&raw, &schema.ids.item)?.to_vec();
+    Ok((ids, Dataset::encode(schema, &raw, vocabs)?))
+}
+
+/// Runs `dmtl export`: `user_vectors.npy` (users x dim, f32) for every training user,
+/// `item_vectors.npy` (items x dim) for the corpus, `user_ids.txt` / `item_ids.txt` (the raw
+/// ids, one per line, in row order) and `manifest.json` into `out`.
+pub fn export(run: &Path, out: &Path, model: ModelName) -> Result<ExportManifest> {
+    let (schema, vocabs, st) = load_student(run, model)?;
+    let (item_ids, corpus) = run_corpus(run, &schema, &vocabs)?;
+    let users_raw = read_log(
+        run.join(USERS_FILE),
+        &schema,
+        &ReadOptions::table_of(&[Side::User, Side::Context]),
+    )?;
+    let user_ids = categorical(&users_raw, &schema.ids.user)?.to_vec();
+    let users = Dataset::encode(&schema, &users_raw, &vocabs)?;
+    let uv = st.user_vectors(&users, &all_rows(users.n_rows))?;
+    let iv = st.item_vectors(&corpus, &all_rows(corpus.n_rows))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_npy(&out.join("user_vectors.npy"), &uv)?;
+    write_npy(&out.join("item_vectors.npy"), &iv)?;
+    write_ids(&out.join("user_ids.txt"), &user_ids)?;
+    write_ids(&out.join("item_ids.txt"), &item_ids)?;
+    let manifest = ExportManifest {
+        model: model.as_str().to_string(),
+        dim: st.dim(),
+        users: uv.nrows(),
+        items: iv.nrows(),
+        score: "inner product of a user_vectors row and an item_vectors row (the model's logit)"
+            .to_string(),
+    };
+    write_text(
+        &out.join("manifest.json"),
+        &serde_json::to_string_pretty(&manifest)?,
+    )?;
+    Ok(manifest)
+}
+
+/// The retrieved lists of `dmtl retrieve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrieved {
+    /// The raw user id of each query row.
+    pub user_ids: Vec<String>,
+    /// Per query row, the raw ids of the top-K items, best first.
+    pub items: Vec<Vec<String>>,
+    /// Per query row, the scores (logits) of those items.
+    pub scores: Vec<Vec<f32>>,
+    /// Per query row, whether its user id was seen in training (unseen users get the
+    /// out-of-vocabulary embedding; their other features still count).
+    pub known_user: Vec<bool>,
+}
+
+/// Top-`k` items of the run's corpus for every row of `users` (a table of user and context
+/// columns, CSV or Parquet), from `model` of the run.
+pub fn retrieve_users(run: &Path, users: &Path, k: usize, model: ModelName) -> Result<Retrieved> {
+    if k == 0 {
+        bail!("--k must be at least 1");
+    }
+    let (schema, vocabs, st) = load_student(run, model)?;
+    let raw = read_log(
+        users,
+        &schema,
+        &ReadOptions::table_of(&[Side::User, Side::Context]),
+    )?;
+    let user_ids = categorical(&raw, &schema.ids.user)
+        .with_context(|| {
+            format!(
+                "{}: the user table needs the user id column",
+                users.display()
+            )
+        })?
+        .to_vec();
+    let q = Dataset::encode(&schema, &raw, &vocabs)?;
+    let col = schema
+        .column_index(&schema.ids.user)
+        .expect("the schema validates its id columns");
+    let known_user: Vec<bool> = match &q.fields[col] {
+        dmtl_data::FieldData::Ids(v) => v.iter().map(|&x| x != dmtl_data::OOV).collect(),
+        _ => vec![true; q.n_rows],
+    };
+    let (item_ids, corpus) = run_corpus(run, &schema, &vocabs)?;
+    let uv = st.user_vectors(&q, &all_rows(q.n_rows))?;
+    let iv = st.item_vectors(&corpus, &all_rows(corpus.n_rows))?;
+    let top = top_k(uv.view(), iv.view(), k, None)?;
+    let mut items = Vec::with_capacity(q.n_rows);
+    let mut scores = Vec::with_capacity(q.n_rows);
+    for (ri, rs) in top.indices.outer_iter().zip(top.scores.outer_iter()) {
+        let keep: Vec<usize> = (0..ri.len())
+            .filter(|&j| (ri[j] as usize) < item_ids.len())
+            .collect();
+        items.push(
+            keep.iter()
+                .map(|&j| item_ids[ri[j] as usize].clone())
+                .collect(),
+        );
+        scores.push(keep.iter().map(|&j| rs[j]).collect());
+    }
+    Ok(Retrieved {
+        user_ids,
+        items,
+        scores,
+        known_user,
+    })
+}
+
+/// Runs `dmtl retrieve`: [`retrieve_users`] written to `out` (.csv or .parquet) in long form,
+/// one line per (user, rank): `user_id, rank, item_id, score, known_user`.
+pub fn retrieve(
+    run: &Path,
+    users: &Path,
+    k: usize,
+    out: &Path,
+    model: ModelName,
+) -> Result<Retrieved> {
+    let r = retrieve_users(run, users, k, model)?;
+    let (mut u, mut rank, mut it, mut sc, mut known) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for q in 0..r.user_ids.len() {
+        for (j, (item, s)) in r.items[q].iter().zip(&r.scores[q]).enumerate() {
+            u.push(r.user_ids[q].clone());
+            rank.push(j as u32 + 1);
+            it.push(item.clone());
+            sc.push(*s);
+            known.push(u32::from(r.known_user[q]));
+        }
+    }
+    write_table(
+        out,
+        &[
+            ("user_id", Column::Str(u)),
+            ("rank", Column::U32(rank)),
+            ("item_id", Column::Str(it)),
+            ("score", Column::F32(sc)),
+            ("known_user", Column::U32(known)),
+        ],
+    )?;
+    Ok(r)
+}

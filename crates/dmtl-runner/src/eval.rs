@@ -1,0 +1,257 @@
+//! The numbers of the paper's table: offline metrics of per-impression scores on the test split,
+//! and retrieval metrics of top-K lists over the whole item corpus (recall@K of held-out long
+//! reads; on simulated data also the true reading time, long-read probability and click-bait
+//! share of what was retrieved).
+
+use dmtl_data::sim::Simulator;
+use dmtl_data::Dataset;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Offline metrics of one model's scores on the test impressions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfflineMetrics {
+    /// AUC of the score against the click label.
+    pub click_auc: Option<f64>,
+    /// AUC of the score against the long-read label `y z`, over every impression.
+    pub long_read_auc: Option<f64>,
+    /// Impression-weighted per-user AUC of the long-read label (users with both classes).
+    pub long_read_gauc: Option<f64>,
+    /// Logloss of `sigmoid(score)` against the long-read label, when it estimates
+    /// P(long read) (teacher pCTCVR, DMTL, B2).
+    pub long_read_logloss: Option<f64>,
+    /// Logloss against the click label, when the output estimates P(click).
+    pub click_logloss: Option<f64>,
+}
+
+/// What a model's output estimates, which decides the loglosses reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Probabilities of a long read (per impression).
+    LongRead,
+    /// Probabilities of a click.
+    Click,
+    /// A ranking score only.
+    Score,
+}
+
+/// Click AUC, long-read AUC and GAUC of `scores` (one per test row) and the loglosses that
+/// make sense for `probs` (the same rows as probabilities, when the model has them).
+///
+/// # Panics
+/// When `test` is unlabelled or the lengths differ.
+pub fn offline(
+    scores: &[f32],
+    probs: Option<&[f32]>,
+    output: Output,
+    test: &Dataset,
+) -> OfflineMetrics {
+    assert_eq!(scores.len(), test.n_rows, "one score per test row");
+    let gauc = if test.user_group.is_empty() {
+        None
+    } else {
+        dmtl_metrics::gauc(scores, &test.long_read, &test.user_group).map(|r| r.gauc)
+    };
+    let (click_logloss, long_read_logloss) = match (probs, output) {
+        (Some(p), Output::LongRead) => (None, Some(dmtl_metrics::logloss(p, &test.long_read))),
+        (Some(p), Output::Click) => (Some(dmtl_metrics::logloss(p, &test.click)), None),
+        _ => (None, None),
+    };
+    OfflineMetrics {
+        click_auc: dmtl_metrics::auc(scores, &test.click),
+        long_read_auc: dmtl_metrics::auc(scores, &test.long_read),
+        long_read_gauc: gauc,
+        long_read_logloss,
+        click_logloss,
+    }
+}
+
+/// The users retrieval is evaluated on, and what each of them read in the test period.
+#[derive(Debug, Clone)]
+pub struct RetrievalTask {
+    /// Raw user ids.
+    pub user_ids: Vec<String>,
+    /// Per user, the corpus rows of the items they read long in the test period (sorted,
+    /// unique); the relevant set of recall@K.
+    pub long_reads: Vec<Vec<u32>>,
+    /// Per user, the simulator's user index when the data is simulated.
+    pub sim_users: Option<Vec<usize>>,
+}
+
+/// Retrieval metrics of top-K lists.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalMetrics {
+    /// K.
+    pub k: usize,
+    /// Users evaluated.
+    pub users: usize,
+    /// Mean recall@K of the user's held-out long reads (users with at least one).
+    pub recall_at_k: Option<f64>,
+    /// Users with at least one held-out long read.
+    pub recall_users: usize,
+    /// Simulated data: mean over users and retrieved items of the true expected reading
+    /// seconds per impression.
+    pub true_read_seconds: Option<f64>,
+    /// Simulated data: mean true long-read probability per impression of the retrieved items.
+    pub true_long_read_p: Option<f64>,
+    /// Simulated data: share of click-bait among the retrieved items.
+    pub clickbait_share: Option<f64>,
+    /// Simulated data: histogram of true expected reading seconds of every retrieved
+    /// (user, item) pair, over `histogram_edges`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub histogram: Vec<u64>,
+    /// Bin edges of `histogram` (`histogram.len() + 1` values).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub histogram_edges: Vec<f64>,
+}
+
+/// Scores retrieved lists: `lists[u]` holds corpus rows (best first; entries `>= n_items` are
+/// padding and are skipped). On simulated data, corpus row `r` must be simulator item `r`.
+pub fn retrieval(
+    task: &RetrievalTask,
+    lists: &[Vec<u32>],
+    k: usize,
+    sim: Option<&Simulator>,
+    histogram_edges: &[f64],
+) -> RetrievalMetrics {
+    assert_eq!(lists.len(), task.user_ids.len(), "one list per user");
+    let recall = dmtl_metrics::mean_recall_at_k(lists, &task.long_reads);
+    let mut m = RetrievalMetrics {
+        k,
+        users: lists.len(),
+        recall_at_k: recall.as_ref().map(|r| r.mean),
+        recall_users: recall.as_ref().map_or(0, |r| r.users_used),
+        ..RetrievalMetrics::default()
+    };
+    if let (Some(sim), Some(users)) = (sim, &task.sim_users) {
+        let n_items = sim.n_items() as u32;
+        // Per user: (sum read s, sum p long read, click-bait count, items, read seconds list).
+        let per_user: Vec<(f64, f64, usize, usize, Vec<f64>)> = users
+            .par_iter()
+            .zip(lists)
+            .map(|(&u, list)| {
+                let mut out = (0.0, 0.0, 0, 0, Vec::with_capacity(list.len()));
+                for &i in list.iter().filter(|&&i| i < n_items) {
+                    let i = i as usize;
+                    let secs = sim.expected_read_seconds(u, i);
+                    out.0 += secs;
+                    out.1 += sim.p_long_read(u, i);
+                    out.2 += usize::from(sim.is_clickbait(i));
+                    out.3 += 1;
+                    out.4.push(secs);
+                }
+                out
+            })
+            .collect();
+        let n: usize = per_user.iter().map(|x| x.3).sum();
+        if n > 0 {
+            let nf = n as f64;
+            m.true_read_seconds = Some(per_user.iter().map(|x| x.0).sum::<f64>() / nf);
+            m.true_long_read_p = Some(per_user.iter().map(|x| x.1).sum::<f64>() / nf);
+            m.clickbait_share = Some(per_user.iter().map(|x| x.2).sum::<usize>() as f64 / nf);
+        }
+        if histogram_edges.len() >= 2 {
+            let mut h = vec![0u64; histogram_edges.len() - 1];
+            for x in per_user.iter().flat_map(|p| &p.4) {
+                h[bin(histogram_edges, *x)] += 1;
+            }
+            m.histogram = h;
+            m.histogram_edges = histogram_edges.to_vec();
+        }
+    }
+    m
+}
+
+/// The bin of `x` among `edges` (values outside go to the first or last bin).
+fn bin(edges: &[f64], x: f64) -> usize {
+    let n = edges.len() - 1;
+    match edges.partition_point(|&e| e <= x) {
+        0 => 0,
+        p => (p - 1).min(n - 1),
+    }
+}
+
+/// `bins` equal bins from 0 to `max`.
+pub fn edges(max: f64, bins: usize) -> Vec<f64> {
+    (0..=bins).map(|b| max * b as f64 / bins as f64).collect()
+}
+
+/// The oracle's top-K on simulated data: for each user the K items of the whole corpus with the
+/// highest true expected reading seconds per impression.
+pub fn oracle_lists(sim: &Simulator, users: &[usize], k: usize) -> Vec<Vec<u32>> {
+    users
+        .iter()
+        .map(|&u| {
+            let truth = sim.user_truth(u);
+            top_indices(&truth.expected_read_seconds, k)
+        })
+        .collect()
+}
+
+/// Indices of the `k` largest values, largest first (ties: lower index first).
+pub fn top_indices(values: &[f64], k: usize) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..values.len() as u32).collect();
+    let k = k.min(idx.len());
+    let cmp = |a: &u32, b: &u32| {
+        values[*b as usize]
+            .total_cmp(&values[*a as usize])
+            .then(a.cmp(b))
+    };
+    if k < idx.len() && k > 0 {
+        idx.select_nth_unstable_by(k - 1, cmp);
+    }
+    idx.truncate(k);
+    idx.sort_by(cmp);
+    idx
+}
+
+/// Mean and sample standard deviation (0 for one value) of the present values; `None` when
+/// none is present.
+pub fn mean_std(values: &[Option<f64>]) -> Option<(f64, f64)> {
+    let v: Vec<f64> = values.iter().flatten().copied().collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((mean, var.sqrt()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_indices_matches_a_full_sort() {
+        let v = [0.3, 0.9, 0.1, 0.9, 0.5, -1.0];
+        assert_eq!(top_indices(&v, 3), vec![1, 3, 4]);
+        assert_eq!(top_indices(&v, 10), vec![1, 3, 4, 0, 2, 5]);
+        assert!(top_indices(&v, 0).is_empty());
+    }
+
+    #[test]
+    fn bins_cover_the_range_and_clamp() {
+        let e = edges(10.0, 5);
+        assert_eq!(e, vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(bin(&e, 0.0), 0);
+        assert_eq!(bin(&e, 1.99), 0);
+        assert_eq!(bin(&e, 2.0), 1);
+        assert_eq!(bin(&e, 10.0), 4);
+        assert_eq!(bin(&e, 55.0), 4);
+        assert_eq!(bin(&e, -1.0), 0);
+    }
+
+    #[test]
+    fn mean_std_is_the_sample_estimate() {
+        let (m, s) = mean_std(&[Some(1.0), None, Some(3.0)]).unwrap();
+        assert_eq!(m, 2.0);
+        assert!((s - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(mean_std(&[None]), None);
+        assert_eq!(mean_std(&[Some(4.0)]), Some((4.0, 0.0)));
+    }
+}

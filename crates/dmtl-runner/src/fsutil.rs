@@ -1,0 +1,123 @@
+//! Files and folders of a run: atomic writes and run-folder names.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
+/// over `path`, so a reader never sees half a file and a failure leaves the old file in place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes).map_err(Into::into))
+}
+
+/// Like [`write_atomic`], but `body` writes the content into the temporary file.
+pub fn write_atomic_with(
+    path: &Path,
+    body: impl FnOnce(&mut std::fs::File) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    body(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes UTF-8 text atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, text.as_bytes())
+}
+
+/// The current UTC time as `YYYYMMDD-HHMMSS` (for run-folder names, which sort by time).
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        s / 3600,
+        (s / 60) % 60,
+        s % 60
+    )
+}
+
+/// The current UTC date as `YYYY-MM-DD`.
+pub fn today() -> String {
+    let t = timestamp();
+    format!("{}-{}-{}", &t[0..4], &t[4..6], &t[6..8])
+}
+
+/// Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm), so no date crate is
+/// needed for one file name.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Creates the run folder: `out` when given (it may exist, files in it are replaced), else
+/// `runs/<command>-<timestamp>` (with `-2`, `-3`, ... when two runs start in the same second).
+pub fn create_run_dir(out: Option<&Path>, command: &str) -> Result<PathBuf> {
+    let dir = match out {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let base = PathBuf::from("runs").join(format!("{command}-{}", timestamp()));
+            let mut dir = base.clone();
+            let mut n = 2;
+            while dir.exists() {
+                dir = PathBuf::from(format!("{}-{n}", base.display()));
+                n += 1;
+            }
+            dir
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the run folder {}", dir.display()))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // 2000-02-29 is day 11,016; 2024-12-31 is day 20,088.
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_088), (2024, 12, 31));
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        write_text(&p, "one").unwrap();
+        write_text(&p, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+}

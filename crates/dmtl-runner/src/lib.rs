@@ -1,0 +1,24 @@
+//! The `dmtl` runner: the paper's experiment (Zhao et al., "Distillation based Multi-task
+//! Learning: A Candidate Generation Model for Improving Reading Duration", arXiv 2102.07142)
+//! end to end, on the built-in feed simulator or on your own impression logs.
+//!
+//! The runner is thin: the data crate reads and encodes, the teacher and student crates train,
+//! the metrics crate measures. This crate wires a configuration to those stages and writes a
+//! run folder (see [`run`]):
+//!
+//! - [`config`]: the run configuration (`run.toml`), validated before any work;
+//! - [`run`]: the pipeline (data, teacher, teacher scores, students, evaluation);
+//! - [`eval`]: the table's numbers; [`report`] and [`plots`]: `report.md`, `metrics.json`, SVGs;
+//! - [`commands`]: what `dmtl demo | train | score | export | retrieve | simulate` call.
+
+pub mod commands;
+pub mod config;
+pub mod eval;
+pub mod fsutil;
+pub mod plots;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod table;
+
+pub use config::{ConfigError, ModelName, RunConfig, Scale};

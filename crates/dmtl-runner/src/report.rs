@@ -1,0 +1,173 @@
+//! The paper's table (one run, or mean ± std over seeds), `metrics.json` and `report.md`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::eval::mean_std;
+use crate::fsutil::write_text;
+use crate::run::{ModelResult, RunMetrics, METRICS_FILE, PLOTS_DIR, REPORT_FILE};
+
+/// One column of the table: its header and how to read its value from a row.
+struct Column {
+    header: String,
+    get: fn(&ModelResult) -> Option<f64>,
+    digits: usize,
+}
+
+fn columns(k: usize) -> Vec<Column> {
+    vec![
+        Column {
+            header: "click AUC".into(),
+            get: |m| m.offline.as_ref().and_then(|o| o.click_auc),
+            digits: 4,
+        },
+        Column {
+            header: "long-read AUC".into(),
+            get: |m| m.offline.as_ref().and_then(|o| o.long_read_auc),
+            digits: 4,
+        },
+        Column {
+            header: "long-read GAUC".into(),
+            get: |m| m.offline.as_ref().and_then(|o| o.long_read_gauc),
+            digits: 4,
+        },
+        Column {
+            header: format!("top-{k} true read s"),
+            get: |m| m.retrieval.as_ref().and_then(|r| r.true_read_seconds),
+            digits: 2,
+        },
+        Column {
+            header: format!("top-{k} true long-read p"),
+            get: |m| m.retrieval.as_ref().and_then(|r| r.true_long_read_p),
+            digits: 4,
+        },
+        Column {
+            header: "click-bait share".into(),
+            get: |m| m.retrieval.as_ref().and_then(|r| r.clickbait_share),
+            digits: 3,
+        },
+        Column {
+            header: format!("recall@{k}"),
+            get: |m| m.retrieval.as_ref().and_then(|r| r.recall_at_k),
+            digits: 4,
+        },
+    ]
+}
+
+/// The table of one run in markdown; columns without any value (e.g. truth columns on real
+/// logs) are left out.
+pub fn table(models: &[ModelResult], k: usize) -> String {
+    table_over_seeds(&[models.to_vec()], k)
+}
+
+/// The table of several runs of the same models (one `Vec` per seed): `mean ± std` per cell
+/// when there is more than one run. Rows follow the first run's order.
+pub fn table_over_seeds(runs: &[Vec<ModelResult>], k: usize) -> String {
+    let cols: Vec<Column> = columns(k)
+        .into_iter()
+        .filter(|c| runs.iter().flatten().any(|m| (c.get)(m).is_some()))
+        .collect();
+    let mut out = String::new();
+    let _ = write!(out, "| model |");
+    for c in &cols {
+        let _ = write!(out, " {} |", c.header);
+    }
+    out.push('\n');
+    out.push_str("|---|");
+    for _ in &cols {
+        out.push_str("---:|");
+    }
+    out.push('\n');
+    let Some(first) = runs.first() else {
+        return out;
+    };
+    for row in first {
+        let _ = write!(out, "| {} |", row.label);
+        for c in &cols {
+            let values: Vec<Option<f64>> = runs
+                .iter()
+                .map(|r| r.iter().find(|m| m.name == row.name).and_then(c.get))
+                .collect();
+            let cell = match mean_std(&values) {
+                None => "–".to_string(),
+                Some((m, _)) if runs.len() == 1 => format!("{m:.*}", c.digits),
+                Some((m, s)) => format!("{m:.*} ± {s:.*}", c.digits, c.digits),
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `metrics.json`, the plots and `report.md` of one run into `dir`.
+pub fn write_run(dir: &Path, metrics: &RunMetrics, k: usize) -> Result<()> {
+    write_text(
+        &dir.join(METRICS_FILE),
+        &serde_json::to_string_pretty(metrics)?,
+    )?;
+    let plots = crate::plots::write_all(&dir.join(PLOTS_DIR), &[metrics.models.clone()])?;
+    let mut md = String::new();
+    let d = &metrics.data;
+    let _ = writeln!(
+        md,
+        "# dmtl {} run (seed {})\n",
+        metrics.command, metrics.seed
+    );
+    let _ = writeln!(md, "Data: {}.\n", d.source);
+    let _ = writeln!(
+        md,
+        "Training rows {}, validation rows {}, test rows {}; training click rate {:.4}, long-read \
+         rate {:.4}; corpus {} items; retrieval evaluated on {} test users. Wall time {:.1} s on \
+         {} threads.\n",
+        d.train_rows,
+        d.valid_rows,
+        d.test_rows,
+        d.train_ctr,
+        d.train_long_read_rate,
+        d.corpus_items,
+        d.retrieval_users,
+        metrics.wall_seconds,
+        metrics.threads
+    );
+    md.push_str(&table(&metrics.models, k));
+    md.push('\n');
+    md.push_str(LEGEND);
+    md.push_str("\n## Training\n\n| model | epochs | best epoch | seconds | impressions/s |\n|---|---:|---:|---:|---:|\n");
+    for m in metrics.models.iter().filter(|m| !m.history.is_empty()) {
+        let ips = m
+            .history
+            .iter()
+            .map(|e| e.impressions_per_second)
+            .sum::<f64>()
+            / m.history.len() as f64;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.1} | {:.0} |",
+            m.label,
+            m.history.len(),
+            m.best_epoch.map_or("last".into(), |e| (e + 1).to_string()),
+            m.train_seconds,
+            ips
+        );
+    }
+    md.push_str("\n## Plots\n\n");
+    for (title, file) in plots {
+        let _ = writeln!(md, "![{title}]({PLOTS_DIR}/{file})\n");
+    }
+    write_text(&dir.join(REPORT_FILE), &md)
+}
+
+/// What the columns mean, under every table.
+pub const LEGEND: &str = "\
+Click AUC and long-read AUC are measured on every test impression (the long-read label is \
+click and duration above the threshold); GAUC is the per-user long-read AUC weighted by \
+impressions, over users with both classes. The retrieval columns take each sampled test user's \
+top-K over the whole item corpus: the true expected reading seconds per impression and the true \
+long-read probability of those items (simulated data only), their click-bait share, and the \
+recall of the user's held-out long reads. The teacher is not a two-tower model and cannot \
+retrieve; the oracle uses the simulator's true probabilities and ranks by true expected reading \
+time.
+";
