@@ -39,8 +39,8 @@ fn groups_match_raw_ids() {
     let Some(RawColumn::Categorical(users)) = raw.column("user_id") else {
         panic!()
     };
-    for r in 0..800 {
-        assert_eq!(&d.user_ids[d.user_group[r] as usize], &users[r]);
+    for (user, &g) in users.iter().zip(&d.user_group) {
+        assert_eq!(&d.user_ids[g as usize], user);
     }
     let distinct: std::collections::HashSet<_> = users.iter().collect();
     assert_eq!(d.user_ids.len(), distinct.len());

@@ -275,7 +275,8 @@ fn unknown_extension_needs_a_format() {
 fn parquet_bad_values_name_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let s = schema();
-    let cases: Vec<(Box<dyn Fn(&mut RawLog)>, &str)> = vec![
+    type Spoil = Box<dyn Fn(&mut RawLog)>;
+    let cases: Vec<(Spoil, &str)> = vec![
         (Box::new(|l: &mut RawLog| l.click.as_mut().unwrap()[4] = 2.0), "row 5, column `click`: expected a click of 0 or 1, found 2"),
         (
             Box::new(|l: &mut RawLog| {

@@ -137,7 +137,7 @@ fn id_columns_must_be_categorical_of_their_side() {
     );
     let e = err(&BASE.replace("item = \"item_id\"", "item = \"user_id\""));
     assert!(e.contains("`ids.item`: \"user_id\" is a categorical user column; expected a categorical item column"), "{e}");
-    let text = format!("{BASE}").replacen("kind = \"categorical\"", "kind = \"dense\"", 1);
+    let text = BASE.replacen("kind = \"categorical\"", "kind = \"dense\"", 1);
     let e = err(&text);
     assert!(
         e.contains("`ids.user`: \"user_id\" is a dense user column"),

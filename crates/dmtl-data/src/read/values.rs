@@ -33,11 +33,11 @@ pub(crate) fn parse_click(s: &str) -> Option<f32> {
     match s.trim() {
         "0" => Some(0.0),
         "1" => Some(1.0),
-        t => match t.parse::<f64>() {
-            Ok(v) if v == 0.0 => Some(0.0),
-            Ok(v) if v == 1.0 => Some(1.0),
-            _ => None,
-        },
+        t => t
+            .parse::<f64>()
+            .ok()
+            .filter(|&v| v == 0.0 || v == 1.0)
+            .map(|v| v as f32),
     }
 }
 
