@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use dmtl_data::{Batch, Dataset, Schema, Side, Vocabularies};
+use dmtl_loss::stable::sigmoid;
 use dmtl_tensor::{Graph, ParamStore, Var};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -108,16 +109,6 @@ impl TeacherScores {
         self.p_ctr.extend(other.p_ctr);
         self.p_cvr.extend(other.p_cvr);
         self.p_ctcvr.extend(other.p_ctcvr);
-    }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    // Branches keep exp from overflowing for large |x|.
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
     }
 }
 

@@ -247,6 +247,8 @@ fn save_load_round_trip_and_checkpoint_errors() {
 fn data_that_does_not_fit_is_an_error_naming_column_and_row() {
     let (schema, vocabs, _, mut test) = synthetic(2_000, 300);
     let teacher = Teacher::new(small(Structure::Mmoe), &schema, &vocabs).unwrap();
+    let mut unlabelled = test.clone();
+    unlabelled.click.clear();
     let vocab = vocabs.table_size("item_id").unwrap() as u32;
     if let FieldData::Ids(ids) = &mut test.fields[3] {
         ids[17] = vocab + 5;
@@ -254,9 +256,6 @@ fn data_that_does_not_fit_is_an_error_naming_column_and_row() {
     let err = teacher.predict(&test).unwrap_err().to_string();
     assert!(err.contains("item_id") && err.contains("row 17"), "{err}");
 
-    let mut unlabelled = test.clone();
-    unlabelled.fields = synthetic(2_000, 300).3.fields;
-    unlabelled.click.clear();
     let mut t = teacher.clone();
     let err = t
         .train(&unlabelled, None, &TrainConfig::default(), |_| {})
