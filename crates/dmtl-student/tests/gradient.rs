@@ -123,9 +123,10 @@ fn score_is_the_inner_product_of_the_exported_vectors() {
         let u = student.user_vectors(&data, &rows).unwrap();
         let v = student.item_vectors(&data, &rows).unwrap();
         let s = student.score_dataset(&data).unwrap();
-        for r in 0..data.n_rows {
+        assert_eq!(s.len(), data.n_rows);
+        for (r, &sr) in s.iter().enumerate() {
             let dot = u.row(r).dot(&v.row(r));
-            assert!((dot - s[r]).abs() < 1e-4, "row {r}: {dot} vs {}", s[r]);
+            assert!((dot - sr).abs() < 1e-4, "row {r}: {dot} vs {sr}");
             if let Similarity::Cosine { temperature } = sim {
                 let nu = u.row(r).dot(&u.row(r)).sqrt();
                 let nv = v.row(r).dot(&v.row(r)).sqrt();
