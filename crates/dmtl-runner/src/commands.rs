@@ -116,7 +116,7 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
             eprintln!("== seed {seed} of {} -> {}", opts.seeds, sub.display());
         }
         let m = run_pipeline(&cfg, &sub, "demo", seed, progress)?;
-        if !progress.is_quiet() {
+        if !progress.is_quiet() && opts.seeds > 1 {
             eprintln!(
                 "seed {seed} done in {:.0} s\n{}",
                 m.wall_seconds,
