@@ -20,7 +20,7 @@ use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
     RunMetrics, ITEMS_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, USERS_FILE,
 };
-use crate::table::{write_table, Column};
+use crate::table::{check_output_path, write_table, Column};
 
 /// Runs `dmtl train`: the pipeline of the configuration file into a run folder (`out`, or
 /// `runs/train-<timestamp>`). The configuration is validated before anything is written.
@@ -241,6 +241,7 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
 /// Runs `dmtl score`: [`score_log`] written to `out` (.csv or .parquet) with the raw user and
 /// item ids first.
 pub fn score(run: &Path, log: &Path, out: &Path, model: ModelName) -> Result<Scored> {
+    check_output_path(out)?;
     let s = score_log(run, log, model)?;
     let mut cols: Vec<(&str, Column)> = vec![
         ("user_id", Column::Str(s.user_ids.clone())),
@@ -410,6 +411,7 @@ pub fn retrieve(
     out: &Path,
     model: ModelName,
 ) -> Result<Retrieved> {
+    check_output_path(out)?;
     let r = retrieve_users(run, users, k, model)?;
     let (mut u, mut rank, mut it, mut sc, mut known) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());

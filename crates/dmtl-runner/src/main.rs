@@ -30,7 +30,9 @@ fn parse_model(s: &str) -> Result<ModelName, String> {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The paper's experiment on the built-in simulator, no outside data: simulate a feed log,
+    /// The paper's experiment end to end on the built-in simulator (no outside data).
+    ///
+    /// Simulate a feed log,
     /// train the teacher, distil the DMTL student, train the competitors B1 (click), B2 (hard
     /// long read), B3 (log-duration MSE) and B3' (duration-weighted LR), evaluate them all on the
     /// test days and print the table, with the teacher, the oracle and random as reference rows.
@@ -52,7 +54,9 @@ enum Command {
         #[arg(long)]
         epochs: Option<usize>,
     },
-    /// The same pipeline on your own CSV/Parquet logs (or a [simulator] section), from a TOML
+    /// The same pipeline on your own CSV/Parquet logs, from a run.toml.
+    ///
+    /// The same pipeline on your own logs (or a [simulator] section), from a TOML
     /// configuration: see `dmtl_runner::config` or the README for the format. The config is
     /// checked before any work; errors name the file and the key.
     Train {
@@ -63,7 +67,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Per-impression predictions of a trained model for a log (labels not needed): the raw
+    /// Per-impression predictions of a trained model for a log, to CSV or Parquet.
+    ///
+    /// Labels are not needed. Columns: the raw
     /// user and item ids, then p_ctr, p_cvr, p_ctcvr (teacher) or score, probability (two
     /// towers).
     Score {
@@ -80,8 +86,9 @@ enum Command {
         #[arg(long, default_value = "teacher", value_parser = parse_model)]
         model: ModelName,
     },
-    /// User and item vectors of a two-tower model for an outside index (e.g. Faiss, inner
-    /// product): user_vectors.npy, item_vectors.npy, user_ids.txt, item_ids.txt, manifest.json.
+    /// User and item vectors (.npy) with raw ids, for an outside index.
+    ///
+    /// For e.g. Faiss with the inner product as the score; writes user_vectors.npy, item_vectors.npy, user_ids.txt, item_ids.txt and manifest.json.
     Export {
         /// A run folder.
         #[arg(long)]
@@ -93,7 +100,9 @@ enum Command {
         #[arg(long, default_value = "dmtl", value_parser = parse_model)]
         model: ModelName,
     },
-    /// Top-K items of the run's corpus for the users of a file of user rows (user and context
+    /// Top-K item ids for the users of a file of user rows.
+    ///
+    /// Searches the run's item corpus exactly, for every row of the file (user and context
     /// columns). Users unseen in training get the out-of-vocabulary id embedding and are
     /// counted. Output in long form: user_id, rank, item_id, score, known_user.
     Retrieve {
@@ -113,6 +122,8 @@ enum Command {
         #[arg(long, default_value = "dmtl", value_parser = parse_model)]
         model: ModelName,
     },
+    /// Writes a simulated log, its schema, items and users, to try `train` on files.
+    ///
     /// Writes a simulated feed log with its schema, the item catalogue and the user table, to
     /// try `train` on files: schema.toml, log.csv, items.csv, users.csv (or .parquet).
     Simulate {

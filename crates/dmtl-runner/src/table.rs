@@ -47,6 +47,17 @@ impl Column {
     }
 }
 
+/// Fails unless `path` ends in `.csv` or `.parquet`, naming it: checked before long work.
+pub fn check_output_path(path: &Path) -> Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") | Some("parquet") => Ok(()),
+        _ => bail!(
+            "{}: the output must end in .csv or .parquet",
+            path.display()
+        ),
+    }
+}
+
 /// Writes named columns of equal length to `path`: Parquet when it ends in `.parquet`, CSV
 /// (header row) when it ends in `.csv`.
 pub fn write_table(path: &Path, columns: &[(&str, Column)]) -> Result<()> {
