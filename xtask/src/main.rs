@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+mod bench;
+
 const HELP: &str = "\
 cargo xtask <command> [args]
 
@@ -14,8 +16,11 @@ Commands:
   demo [args]      The paper's experiment on the built-in simulator, end to end (release build).
                    Arguments go to `dmtl demo`, e.g. `cargo xtask demo --seeds 3`.
   test [args]      The whole test suite (`cargo test --workspace`); extra args go to cargo test.
-  bench [args]     Criterion benchmarks of every crate, then a summary beside the PyTorch,
-                   Faiss and pandas twins when Python has them (`dmtl bench-summary`).
+  bench [args]     The criterion benchmarks of the reference workload (teacher and student
+                   steps, scoring, retrieval, ingest), then one table of every figure beside
+                   its PyTorch / Faiss / pandas twin measured in the same run, and the ratio.
+                   `--summary-only` re-reads the last criterion results. Every crate's own
+                   benches: `cargo bench --workspace`.
   train|score|export|retrieve|simulate [args]
                    The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
   setup            Only check for (and install) the system libraries.
@@ -49,10 +54,30 @@ fn main() {
         }
         "bench" => {
             ensure_openblas();
-            let mut c = cargo(&root);
-            c.args(["bench", "--workspace"]).args(rest);
-            run(c);
-            runner(&root, &["bench-summary".to_string()]);
+            let threads = std::env::var("DMTL_THREADS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(2usize);
+            if rest.first().map(String::as_str) != Some("--summary-only") {
+                for (package, target) in bench::BENCHES {
+                    let mut c = cargo(&root);
+                    c.args([
+                        "bench",
+                        "-p",
+                        package,
+                        "--bench",
+                        target,
+                        "--",
+                        "--warm-up-time",
+                        "2",
+                        "--measurement-time",
+                        "5",
+                    ]);
+                    c.args(rest);
+                    run(c);
+                }
+            }
+            bench::summary(&root, threads);
         }
         "demo" | "train" | "score" | "export" | "retrieve" | "simulate" => {
             if !pure {
@@ -83,7 +108,16 @@ fn cargo(root: &Path) -> Command {
 /// Builds and runs the `dmtl` binary in release mode with `args`.
 fn runner(root: &Path, args: &[String]) {
     let mut c = cargo(root);
-    c.args(["run", "--release", "--quiet", "-p", "dmtl-runner", "--bin", "dmtl", "--"]);
+    c.args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "dmtl-runner",
+        "--bin",
+        "dmtl",
+        "--",
+    ]);
     c.args(args);
     run(c);
 }
@@ -110,7 +144,8 @@ fn openblas_present() -> bool {
         "/usr/lib/x86_64-linux-gnu/openblas-pthread",
         "/usr/lib/aarch64-linux-gnu/openblas-pthread",
     ];
-    dirs.iter().any(|d| Path::new(d).join("libopenblas.so").exists())
+    dirs.iter()
+        .any(|d| Path::new(d).join("libopenblas.so").exists())
 }
 
 fn is_root() -> bool {
@@ -138,7 +173,12 @@ fn ensure_openblas() {
         eprintln!("xtask: the system OpenBLAS is missing; installing libopenblas-dev with apt-get");
         let install = || {
             Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "libopenblas-dev"])
+                .args([
+                    "install",
+                    "-y",
+                    "--no-install-recommends",
+                    "libopenblas-dev",
+                ])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status()
                 .is_ok_and(|s| s.success())
