@@ -1,0 +1,161 @@
+//! Reliability of the student: same seed gives the same bytes, and bad checkpoints (truncated,
+//! another model's, other widths) are errors naming the file and the tensor.
+
+use std::path::Path;
+
+use dmtl_data::{Dataset, Schema, Vocabularies};
+use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
+use dmtl_student::{ObjectiveConfig, Student, StudentConfig, TrainOptions};
+use dmtl_teacher::{Teacher, TeacherConfig};
+
+fn config(user: Vec<usize>, epochs: usize) -> StudentConfig {
+    StudentConfig {
+        user_layers: user,
+        item_layers: vec![16, 8],
+        objective: ObjectiveConfig::default(),
+        train: TrainOptions {
+            lr: 2e-2,
+            batch_size: 64,
+            epochs,
+            patience: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn setup() -> (Schema, Vocabularies, Dataset, Dataset, Vec<f32>) {
+    let fields = tiny_fields();
+    let (schema, vocabs) = schema_and_vocabs(&fields, 4);
+    let train = random_dataset(&fields, 1_500, 1);
+    let valid = random_dataset(&fields, 500, 2);
+    let teacher: Vec<f32> = train.long_read.iter().map(|&z| 0.1 + 0.5 * z).collect();
+    (schema, vocabs, train, valid, teacher)
+}
+
+#[test]
+fn same_seed_same_metrics_and_byte_identical_checkpoint() {
+    let (schema, vocabs, train, valid, teacher) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |cfg: StudentConfig, name: &str| {
+        let mut s = Student::new(cfg, &schema, &vocabs).unwrap();
+        let h = s
+            .train(&train, Some(&valid), Some(&teacher), |_| {})
+            .unwrap();
+        let out = dir.path().join(name);
+        s.save(&out).unwrap();
+        (
+            h,
+            std::fs::read(out.join("student.safetensors")).unwrap(),
+            std::fs::read(out.join("student.toml")).unwrap(),
+        )
+    };
+    let cfg = config(vec![16, 8], 2);
+    let (h1, b1, c1) = run(cfg.clone(), "a");
+    let (h2, b2, c2) = run(cfg.clone(), "b");
+    // Everything but the wall-clock timings.
+    assert_eq!(h1.epochs.len(), h2.epochs.len());
+    for (a, b) in h1.epochs.iter().zip(&h2.epochs) {
+        assert_eq!(a.train_loss.to_bits(), b.train_loss.to_bits());
+        assert_eq!(a.teacher_loss, b.teacher_loss);
+        assert_eq!(a.valid, b.valid, "epoch {}", a.epoch);
+    }
+    assert_eq!(h1.best_epoch, h2.best_epoch);
+    assert!(b1 == b2, "student.safetensors differs between two runs");
+    assert_eq!(c1, c2);
+    // Another seed changes the bytes, so the comparison above can fail.
+    let mut other = cfg;
+    other.seed += 1;
+    let (_, b3, _) = run(other, "c");
+    assert!(b3 != b1);
+}
+
+fn saved_student(dir: &Path, cfg: StudentConfig) -> (Schema, Vocabularies) {
+    let (schema, vocabs, _, _, _) = setup();
+    Student::new(cfg, &schema, &vocabs)
+        .unwrap()
+        .save(dir)
+        .unwrap();
+    (schema, vocabs)
+}
+
+#[test]
+fn a_truncated_checkpoint_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, vocabs) = saved_student(dir.path(), config(vec![16, 8], 1));
+    let weights = dir.path().join("student.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    for cut in [0, 5, 30, bytes.len() / 2, bytes.len() - 3] {
+        std::fs::write(&weights, &bytes[..cut]).unwrap();
+        let err = Student::load(dir.path(), &schema, &vocabs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("student.safetensors"), "cut {cut}: {err}");
+    }
+}
+
+#[test]
+fn another_models_checkpoint_names_the_file_and_a_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s_dir, t_dir) = (dir.path().join("student"), dir.path().join("teacher"));
+    let (schema, vocabs) = saved_student(&s_dir, config(vec![16, 8], 1));
+    Teacher::new(TeacherConfig::default(), &schema, &vocabs)
+        .unwrap()
+        .save(&t_dir)
+        .unwrap();
+
+    // A student's weights where the teacher's should be.
+    std::fs::copy(
+        s_dir.join("student.safetensors"),
+        t_dir.join("teacher.safetensors"),
+    )
+    .unwrap();
+    let err = Teacher::load(&t_dir, &schema, &vocabs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("teacher.safetensors") && err.contains("`teacher.") && err.contains("missing"),
+        "{err}"
+    );
+
+    // A teacher's weights where the student's should be.
+    let t_weights = dir.path().join("t.safetensors");
+    Teacher::new(TeacherConfig::default(), &schema, &vocabs)
+        .unwrap()
+        .store()
+        .save(&t_weights)
+        .unwrap();
+    std::fs::copy(&t_weights, s_dir.join("student.safetensors")).unwrap();
+    let err = Student::load(&s_dir, &schema, &vocabs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("student.safetensors") && err.contains("missing"),
+        "{err}"
+    );
+
+    // A student's configuration read as a teacher's: the unknown key and the file are named.
+    std::fs::copy(s_dir.join("student.toml"), t_dir.join("teacher.toml")).unwrap();
+    let err = Teacher::load(&t_dir, &schema, &vocabs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("teacher.toml") && err.contains("user_layers"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_checkpoint_with_other_widths_names_the_tensor_and_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (schema, vocabs) = saved_student(&a, config(vec![16, 8], 1));
+    saved_student(&b, config(vec![12, 8], 1));
+    std::fs::copy(b.join("student.safetensors"), a.join("student.safetensors")).unwrap();
+    let err = Student::load(&a, &schema, &vocabs).unwrap_err().to_string();
+    assert!(
+        err.contains("student.safetensors") && err.contains("shape") && err.contains("12"),
+        "{err}"
+    );
+    assert!(err.contains("user"), "the tensor is not named: {err}");
+}
