@@ -8,13 +8,11 @@ use dmtl_data::sim::{SimConfig, Simulator};
 use dmtl_data::{read_log, write_csv, write_parquet, Dataset, ReadOptions, Schema, Side};
 use dmtl_student::retrieval::top_k;
 use dmtl_teacher::Teacher;
-use ndarray::Array2;
-use ndarray_npy::WriteNpyExt;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
-use crate::fsutil::{create_run_dir, write_atomic_with, write_text};
+use crate::fsutil::{create_run_dir, write_text};
 use crate::progress::Progress;
 use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
@@ -261,28 +259,10 @@ pub struct ExportManifest {
     pub model: String,
     /// Vector dimension.
     pub dim: usize,
-    /// Users exported (rows of `user_vectors.npy`, lines of `user_ids.txt`).
+    /// Users exported (rows of `user_vectors.npy`, entries of `user_ids.npy`).
     pub users: usize,
-    /// Items exported (rows of `item_vectors.npy`, lines of `item_ids.txt`).
+    /// Items exported (rows of `item_vectors.npy`, entries of `item_ids.npy`).
     pub items: usize,
-    /// How to score: the inner product of a user row and an item row.
-    pub score: String,
-}
-
-fn write_npy(path: &Path, a: &Array2<f32>) -> Result<()> {
-    write_atomic_with(path, |f| {
-        a.write_npy(std::io::BufWriter::new(f))?;
-        Ok(())
-    })
-}
-
-fn write_ids(path: &Path, ids: &[String]) -> Result<()> {
-    let mut text = String::with_capacity(ids.len() * 8);
-    for id in ids {
-        text.push_str(id);
-        text.push('\n');
-    }
-    write_text(path, &text)
 }
 
 /// The item corpus of a run: raw ids and its encoded rows.
@@ -300,39 +280,30 @@ pub fn run_corpus(
     Ok((ids, Dataset::encode(schema, &raw, vocabs)?))
 }
 
-/// Runs `dmtl export`: `user_vectors.npy` (users x dim, f32) for every training user,
-/// `item_vectors.npy` (items x dim) for the corpus, `user_ids.txt` / `item_ids.txt` (the raw
-/// ids, one per line, in row order) and `manifest.json` into `out`.
+/// Runs `dmtl export` through `dmtl_student::export`: `user_vectors.npy` (users x dim, f32)
+/// for every training user (with the context of their first training row),
+/// `item_vectors.npy` (items x dim) for the run's corpus, `user_ids.npy` / `item_ids.npy` (the
+/// raw ids in row order, numpy unicode arrays), `vectors.json`, the student's checkpoint and
+/// the vocabularies, into `out`.
 pub fn export(run: &Path, out: &Path, model: ModelName) -> Result<ExportManifest> {
+    use dmtl_student::export::Vectors;
     let (schema, vocabs, st) = load_student(run, model)?;
-    let (item_ids, corpus) = run_corpus(run, &schema, &vocabs)?;
+    let (_, corpus) = run_corpus(run, &schema, &vocabs)?;
     let users_raw = read_log(
         run.join(USERS_FILE),
         &schema,
         &ReadOptions::table_of(&[Side::User, Side::Context]),
     )?;
-    let user_ids = categorical(&users_raw, &schema.ids.user)?.to_vec();
     let users = Dataset::encode(&schema, &users_raw, &vocabs)?;
-    let uv = st.user_vectors(&users, &all_rows(users.n_rows))?;
-    let iv = st.item_vectors(&corpus, &all_rows(corpus.n_rows))?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_npy(&out.join("user_vectors.npy"), &uv)?;
-    write_npy(&out.join("item_vectors.npy"), &iv)?;
-    write_ids(&out.join("user_ids.txt"), &user_ids)?;
-    write_ids(&out.join("item_ids.txt"), &item_ids)?;
-    let manifest = ExportManifest {
+    let uv = Vectors::users(&st, &users)?;
+    let iv = Vectors::items(&st, &corpus)?;
+    dmtl_student::export::export(out, &st, &vocabs, &uv, &iv)?;
+    Ok(ExportManifest {
         model: model.as_str().to_string(),
         dim: st.dim(),
-        users: uv.nrows(),
-        items: iv.nrows(),
-        score: "inner product of a user_vectors row and an item_vectors row (the model's logit)"
-            .to_string(),
-    };
-    write_text(
-        &out.join("manifest.json"),
-        &serde_json::to_string_pretty(&manifest)?,
-    )?;
-    Ok(manifest)
+        users: uv.ids.len(),
+        items: iv.ids.len(),
+    })
 }
 
 /// The retrieved lists of `dmtl retrieve`.

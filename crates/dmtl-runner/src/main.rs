@@ -88,7 +88,7 @@ enum Command {
     },
     /// User and item vectors (.npy) with raw ids, for an outside index.
     ///
-    /// For e.g. Faiss with the inner product as the score; writes user_vectors.npy, item_vectors.npy, user_ids.txt, item_ids.txt and manifest.json.
+    /// For e.g. Faiss with the inner product as the score; writes user_vectors.npy, item_vectors.npy, user_ids.npy, item_ids.npy (raw ids, numpy unicode), vectors.json, the checkpoint and the vocabularies.
     Export {
         /// A run folder.
         #[arg(long)]

@@ -10,8 +10,6 @@ use dmtl_runner::commands;
 use dmtl_runner::config::{ModelName, RunConfig};
 use dmtl_runner::progress::Progress;
 use dmtl_runner::run;
-use ndarray::Array2;
-use ndarray_npy::read_npy;
 
 fn small_sim() -> SimConfig {
     SimConfig {
@@ -160,10 +158,8 @@ fn train_score_export_retrieve_round_trip() {
     // export: shapes, ids, and vectors that reproduce the student's scores.
     let ex = tmp.path().join("export");
     let m = commands::export(&dir, &ex, ModelName::Dmtl).unwrap();
-    let uv: Array2<f32> = read_npy(ex.join("user_vectors.npy")).unwrap();
-    let iv: Array2<f32> = read_npy(ex.join("item_vectors.npy")).unwrap();
-    let uids = read_lines(&ex.join("user_ids.txt"));
-    let iids = read_lines(&ex.join("item_ids.txt"));
+    let (users_v, items_v) = dmtl_student::export::load_vectors(&ex).unwrap();
+    let (uv, iv, uids, iids) = (users_v.vectors, items_v.vectors, users_v.ids, items_v.ids);
     assert_eq!(m.dim, 8);
     assert_eq!(uv.dim(), (uids.len(), 8));
     assert_eq!(iv.dim(), (iids.len(), 8));
