@@ -80,8 +80,31 @@ fn train_with_lr(lr: f32) -> (Result<dmtl_teacher::TrainHistory, TeacherError>, 
 
 #[test]
 fn an_overflowing_learning_rate_stops_with_an_error_naming_epoch_and_batch() {
+    // A good checkpoint from an earlier run, in the directory the failed run would write to.
+    let dir = tempfile::tempdir().unwrap();
+    let (schema, vocabs, _, _) = synthetic(2_000, 100);
+    Teacher::new(small(1, 1e-3), &schema, &vocabs)
+        .unwrap()
+        .save(dir.path())
+        .unwrap();
+    let before = std::fs::read(dir.path().join("teacher.safetensors")).unwrap();
     // Adam's first step moves every weight by about `lr`: 3e38 overflows the next forward pass.
     let (r, t) = train_with_lr(3e38);
+    // The caller saves only on success, as the runner does.
+    if r.is_ok() {
+        t.save(dir.path()).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("teacher.safetensors")).unwrap(),
+        before
+    );
+    // Saving leaves exactly the two files: no temporary file behind.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["teacher.safetensors", "teacher.toml"]);
     let err = r.unwrap_err();
     match &err {
         TeacherError::NonFinite { epoch, batch, loss } => {
