@@ -242,31 +242,105 @@ fn shape(a: &ArrayView2<'_, f32>) -> (usize, usize) {
 }
 
 fn map_unary(x: ArrayView2<'_, f32>, u: Unary) -> Array2<f32> {
-    let mut out = Array2::<f32>::zeros(x.raw_dim());
-    let z = Zip::from(&mut out).and(&x);
+    // `map_collect` writes every entry once: no zero-fill of the output first.
+    let z = Zip::from(&x);
     if x.len() >= PAR_MIN {
-        z.par_for_each(|o, &x| *o = u.f(x));
+        z.par_map_collect(|&x| u.f(x))
     } else {
-        z.for_each(|o, &x| *o = u.f(x));
+        z.map_collect(|&x| u.f(x))
     }
-    out
 }
 
-/// `dy * f'(x, y)` element-wise.
-fn unary_grad(
+/// `dy *= f'(x, y)` element-wise, in place on the incoming gradient (it is owned and used
+/// once, so no new buffer is needed).
+fn unary_grad_inplace(
     x: ArrayView2<'_, f32>,
     y: ArrayView2<'_, f32>,
-    dy: ArrayView2<'_, f32>,
+    dy: &mut Array2<f32>,
     u: Unary,
-) -> Array2<f32> {
-    let mut out = Array2::<f32>::zeros(x.raw_dim());
-    let z = Zip::from(&mut out).and(&x).and(&y).and(&dy);
+) {
+    let z = Zip::from(dy).and(&x).and(&y);
     if x.len() >= PAR_MIN {
-        z.par_for_each(|o, &x, &y, &d| *o = d * u.df(x, y));
+        z.par_for_each(|d, &x, &y| *d *= u.df(x, y));
     } else {
-        z.for_each(|o, &x, &y, &d| *o = d * u.df(x, y));
+        z.for_each(|d, &x, &y| *d *= u.df(x, y));
     }
-    out
+}
+
+/// Column sums of `g`, `(1, cols)`: row after row over contiguous slices, because summing
+/// along axis 0 lane by lane walks memory with a stride of a whole row.
+fn col_sums(g: ArrayView2<'_, f32>) -> Array2<f32> {
+    let c = g.ncols();
+    let mut acc = vec![0.0f32; c];
+    for row in g.rows() {
+        match row.as_slice() {
+            Some(r) => acc.iter_mut().zip(r).for_each(|(a, &x)| *a += x),
+            None => acc.iter_mut().zip(row.iter()).for_each(|(a, &x)| *a += x),
+        }
+    }
+    Array2::from_shape_vec((1, c), acc).expect("length is cols")
+}
+
+/// `out[i, j] = f(out[i, j], b[i, j])` with `b` equal in shape to `out`, `(1, cols)`,
+/// `(rows, 1)` or `(1, 1)`, looping over contiguous rows instead of a broadcast `Zip`.
+fn apply_broadcast(
+    out: &mut Array2<f32>,
+    b: ArrayView2<'_, f32>,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+) {
+    let (r, c) = (out.nrows(), out.ncols());
+    let sb = shape(&b);
+    if sb == (r, c) {
+        let z = Zip::from(&mut *out).and(&b);
+        if r * c >= PAR_MIN {
+            z.par_for_each(|o, &y| *o = f(*o, y));
+        } else {
+            z.for_each(|o, &y| *o = f(*o, y));
+        }
+    } else if sb == (1, c) {
+        let brow = b.row(0).to_vec();
+        let per_row = |mut row: ndarray::ArrayViewMut1<'_, f32>| match row.as_slice_mut() {
+            Some(o) => o.iter_mut().zip(&brow).for_each(|(o, &y)| *o = f(*o, y)),
+            None => row.iter_mut().zip(&brow).for_each(|(o, &y)| *o = f(*o, y)),
+        };
+        if out.len() >= PAR_MIN {
+            out.axis_iter_mut(Axis(0)).into_par_iter().for_each(per_row);
+        } else {
+            out.axis_iter_mut(Axis(0)).for_each(per_row);
+        }
+    } else if sb == (r, 1) {
+        let per_row = |(i, mut row): (usize, ndarray::ArrayViewMut1<'_, f32>)| {
+            let y = b[[i, 0]];
+            row.iter_mut().for_each(|o| *o = f(*o, y));
+        };
+        if out.len() >= PAR_MIN {
+            out.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(per_row);
+        } else {
+            out.axis_iter_mut(Axis(0)).enumerate().for_each(per_row);
+        }
+    } else {
+        let y = b[[0, 0]];
+        out.mapv_inplace(|o| f(o, y));
+    }
+}
+
+/// Sums `g` down to `shape` (undoing a row or column broadcast).
+fn reduce_view(g: ArrayView2<'_, f32>, shape: (usize, usize)) -> Array2<f32> {
+    let (r, c) = (g.nrows(), g.ncols());
+    if (r, c) == shape {
+        g.to_owned()
+    } else if shape == (1, c) {
+        col_sums(g)
+    } else if shape == (r, 1) {
+        g.sum_axis(Axis(1)).insert_axis(Axis(1))
+    } else if shape == (1, 1) {
+        Array2::from_elem((1, 1), g.sum())
+    } else {
+        unreachable!("broadcast shapes were checked in the forward pass")
+    }
 }
 
 /// Sums `g` down to `shape` (undoing a row or column broadcast).
@@ -275,7 +349,7 @@ fn reduce_to(g: Array2<f32>, shape: (usize, usize)) -> Array2<f32> {
     if (r, c) == shape {
         g
     } else if shape == (1, c) {
-        g.sum_axis(Axis(0)).insert_axis(Axis(0))
+        col_sums(g.view())
     } else if shape == (r, 1) {
         g.sum_axis(Axis(1)).insert_axis(Axis(1))
     } else if shape == (1, 1) {
@@ -584,8 +658,7 @@ impl<'p> Graph<'p> {
         self.broadcast_check(op, a, b);
         self.with2(a, b, |av, bv| {
             let mut out = av.to_owned();
-            let bb = bv.broadcast(av.raw_dim()).expect("checked broadcast");
-            Zip::from(&mut out).and(&bb).for_each(|o, &y| *o = f(*o, y));
+            apply_broadcast(&mut out, bv, f);
             out
         })
     }
@@ -807,24 +880,44 @@ impl<'p> Graph<'p> {
         );
         let d = self.shape(experts[0]).1;
         let mut out = Array2::<f32>::zeros((rows, d));
-        self.with_value(gate, |gv| {
-            for (k, &e) in experts.iter().enumerate() {
-                self.with_value(e, |ev| {
-                    assert_eq!(
-                        shape(&ev),
-                        (rows, d),
-                        "dmtl-tensor: mix_experts: expert {k} is {:?}, expected {:?}",
-                        shape(&ev),
-                        (rows, d)
-                    );
-                    let gk = gv.column(k).insert_axis(Axis(1));
-                    Zip::from(&mut out)
-                        .and(&ev)
-                        .and_broadcast(&gk)
-                        .for_each(|o, &e, &g| *o += g * e);
-                });
+        {
+            let nodes = self.nodes.borrow();
+            let view = |v: Var| match &nodes[v.0].value {
+                Value::Owned(a) => a.view(),
+                Value::Param(id) => self.store.value(*id),
+            };
+            let gv = view(gate);
+            let evs: Vec<ArrayView2<'_, f32>> = experts.iter().map(|&e| view(e)).collect();
+            for (k, ev) in evs.iter().enumerate() {
+                assert_eq!(
+                    shape(ev),
+                    (rows, d),
+                    "dmtl-tensor: mix_experts: expert {k} is {:?}, expected {:?}",
+                    shape(ev),
+                    (rows, d)
+                );
             }
-        });
+            // Row by row over contiguous slices (a column of the gate broadcast over a Zip is
+            // slow); each entry still adds the experts in order k = 0, 1, ...
+            let per_row = |(r, mut o): (usize, ndarray::ArrayViewMut1<'_, f32>)| {
+                for (k, ev) in evs.iter().enumerate() {
+                    let g = gv[[r, k]];
+                    let er = ev.row(r);
+                    match (o.as_slice_mut(), er.as_slice()) {
+                        (Some(o), Some(e)) => o.iter_mut().zip(e).for_each(|(o, &e)| *o += g * e),
+                        _ => o.iter_mut().zip(er.iter()).for_each(|(o, &e)| *o += g * e),
+                    }
+                }
+            };
+            if rows * d * n >= PAR_MIN {
+                out.axis_iter_mut(Axis(0))
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(per_row);
+            } else {
+                out.axis_iter_mut(Axis(0)).enumerate().for_each(per_row);
+            }
+        }
         self.push(out, Op::MixExperts(gate, experts.to_vec()))
     }
 
@@ -909,17 +1002,21 @@ impl<'p> Graph<'p> {
                 pooling,
             } => {
                 let dim = dy.ncols();
-                let mut rows_grad = Array2::<f32>::zeros((ids.len(), dim));
+                // Built by appending rows: no zero-fill and no temporary per id.
+                let mut buf: Vec<f32> = Vec::with_capacity(ids.len() * dim);
                 for b in 0..offsets.len() - 1 {
                     let (s0, s1) = (offsets[b] as usize, offsets[b + 1] as usize);
                     let scale = match pooling {
                         Pooling::Sum => 1.0,
                         Pooling::Mean => 1.0 / (s1 - s0).max(1) as f32,
                     };
-                    for j in s0..s1 {
-                        rows_grad.row_mut(j).assign(&dy.row(b).mapv(|x| x * scale));
+                    let row = dy.row(b);
+                    for _ in s0..s1 {
+                        buf.extend(row.iter().map(|&x| x * scale));
                     }
                 }
+                let rows_grad =
+                    Array2::from_shape_vec((ids.len(), dim), buf).expect("one row per id");
                 let g = SparseGrad::coalesce(ids, rows_grad.view());
                 self.sparse_or_dense(*table, g, result);
             }
@@ -967,7 +1064,11 @@ impl<'p> Graph<'p> {
                         dz
                     }
                     // Sigmoid and tanh derivatives are functions of the output alone.
-                    Some(u) => unary_grad(y, y, dy.view(), u),
+                    Some(u) => {
+                        let mut dz = dy;
+                        unary_grad_inplace(y, y, &mut dz, u);
+                        dz
+                    }
                 };
                 if nodes[x.0].needs_grad {
                     send(*x, gemm(dz.view(), val(*w)));
@@ -976,20 +1077,29 @@ impl<'p> Graph<'p> {
                     send(*w, gemm(dz.t(), val(*x)));
                 }
                 if let Some(b) = b {
-                    send(*b, dz.sum_axis(Axis(0)).insert_axis(Axis(0)));
+                    send(*b, col_sums(dz.view()));
                 }
             }
             Op::Add(a, b) => {
                 let sb = shape(&val(*b));
-                if nodes[b.0].needs_grad {
-                    send(*b, reduce_to(dy.clone(), sb));
+                let (na, nb) = (nodes[a.0].needs_grad, nodes[b.0].needs_grad);
+                if nb {
+                    // The incoming gradient is only copied when both sides keep it whole.
+                    if na || sb != shape(&dy.view()) {
+                        send(*b, reduce_view(dy.view(), sb));
+                    } else {
+                        send(*b, dy);
+                        return;
+                    }
                 }
                 send(*a, dy);
             }
             Op::Sub(a, b) => {
                 let sb = shape(&val(*b));
                 if nodes[b.0].needs_grad {
-                    send(*b, reduce_to(dy.mapv(|x| -x), sb));
+                    let mut gb = reduce_view(dy.view(), sb);
+                    gb.mapv_inplace(|x| -x);
+                    send(*b, gb);
                 }
                 send(*a, dy);
             }
@@ -999,20 +1109,39 @@ impl<'p> Graph<'p> {
                     send(*b, reduce_to(&dy * &av, shape(&bv)));
                 }
                 if nodes[a.0].needs_grad {
-                    send(*a, &dy * &bv);
+                    let mut ga = dy;
+                    apply_broadcast(&mut ga, bv, |d, b| d * b);
+                    send(*a, ga);
                 }
             }
-            Op::Scale(a, c) => send(*a, dy.mapv(|x| x * c)),
+            Op::Scale(a, c) => {
+                let mut g = dy;
+                g.mapv_inplace(|x| x * c);
+                send(*a, g)
+            }
             Op::AddScalar(a, _) => send(*a, dy),
-            Op::Unary(a, u) => send(*a, unary_grad(val(*a), y, dy.view(), *u)),
+            Op::Unary(a, u) => {
+                let mut g = dy;
+                unary_grad_inplace(val(*a), y, &mut g, *u);
+                send(*a, g)
+            }
             Op::SoftmaxRows(a) => {
-                // dx = y * (dy - sum_j dy_j y_j) per row.
-                let mut dx = &dy * &y;
-                let s = dx.sum_axis(Axis(1)).insert_axis(Axis(1));
-                Zip::from(&mut dx)
-                    .and(&y)
-                    .and_broadcast(&s)
-                    .for_each(|d, &y, &s| *d -= y * s);
+                // dx = y * dy - y * (sum_j dy_j y_j), row by row in place.
+                let mut dx = dy;
+                for (mut d, yr) in dx.rows_mut().into_iter().zip(y.rows()) {
+                    match (d.as_slice_mut(), yr.as_slice()) {
+                        (Some(d), Some(yr)) => {
+                            d.iter_mut().zip(yr).for_each(|(d, &y)| *d *= y);
+                            let s: f32 = d.iter().sum();
+                            d.iter_mut().zip(yr).for_each(|(d, &y)| *d -= y * s);
+                        }
+                        _ => {
+                            d.zip_mut_with(&yr, |d, &y| *d *= y);
+                            let s = d.sum();
+                            d.zip_mut_with(&yr, |d, &y| *d -= y * s);
+                        }
+                    }
+                }
                 send(*a, dx);
             }
             Op::SumAll(a) => {
@@ -1056,8 +1185,9 @@ impl<'p> Graph<'p> {
                 for (k, e) in experts.iter().enumerate() {
                     let ev = val(*e);
                     if nodes[e.0].needs_grad {
-                        let gk = gv.column(k).insert_axis(Axis(1));
-                        send(*e, &dy * &gk);
+                        let mut ge = dy.clone();
+                        apply_broadcast(&mut ge, gv.slice(s![.., k..k + 1]), |d, g| d * g);
+                        send(*e, ge);
                     }
                     Zip::from(dgate.column_mut(k))
                         .and(dy.rows())
