@@ -243,30 +243,39 @@ impl Optimizer for Adam {
         };
         for (id, g) in grads.iter() {
             let value = store.value_mut(id);
-            let gv = decayed(g, value, l2);
             let m = self.m[id.0].get_or_insert_with(|| Array2::zeros(value.raw_dim()));
             let v = self.v[id.0].get_or_insert_with(|| Array2::zeros(value.raw_dim()));
+            // The L2 term is added element by element from the value before its update (as
+            // `decayed` does), so no decayed copy of the gradient is allocated.
             let update = |p: &mut f32, m: &mut f32, v: &mut f32, g: f32| {
+                let g = if l2 != 0.0 { g + *p * l2 } else { g };
                 *m = b1 * *m + (1.0 - b1) * g;
                 *v = b2 * *v + (1.0 - b2) * g * g;
                 *p -= decay * *p + step * *m / ((*v).sqrt() * inv_sqrt_bc2 + eps);
             };
             match g {
-                Grad::Dense(_) if value.len() >= 1 << 15 => {
+                Grad::Dense(d) => {
+                    let big = value.len() >= 1 << 15;
                     let z = Zip::from(value.view_mut())
                         .and(m.view_mut())
                         .and(v.view_mut())
-                        .and(&gv);
-                    z.par_for_each(|p, m, v, &g| update(p, m, v, g));
+                        .and(d);
+                    if big {
+                        z.par_for_each(|p, m, v, &g| update(p, m, v, g));
+                    } else {
+                        z.for_each(|p, m, v, &g| update(p, m, v, g));
+                    }
                 }
-                _ => for_rows(g, value, &gv, &mut [m, v], |p, g, st| {
-                    let (ms, vs) = st.split_at_mut(1);
-                    Zip::from(p)
-                        .and(&mut ms[0])
-                        .and(&mut vs[0])
-                        .and(&g)
-                        .for_each(|p, m, v, &g| update(p, m, v, g));
-                }),
+                Grad::Sparse(s) => {
+                    for (k, &r) in s.rows.iter().enumerate() {
+                        let r = r as usize;
+                        Zip::from(value.row_mut(r))
+                            .and(m.row_mut(r))
+                            .and(v.row_mut(r))
+                            .and(s.values.row(k))
+                            .for_each(|p, m, v, &g| update(p, m, v, g));
+                    }
+                }
             }
         }
     }
