@@ -273,12 +273,19 @@ pub struct SparseGrad {
 impl SparseGrad {
     /// Sums duplicate rows of `(rows[j], values.row(j))` pairs into distinct ascending rows.
     pub fn coalesce(rows: &[u32], values: ArrayView2<'_, f32>) -> SparseGrad {
-        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-        order.sort_unstable_by_key(|&j| (rows[j as usize], j));
+        // One packed key `(row, position)` per entry: sorting plain integers is much faster
+        // than sorting indices through a key lookup, and gives the same order.
+        let mut keys: Vec<u64> = rows
+            .iter()
+            .enumerate()
+            .map(|(j, &r)| (u64::from(r) << 32) | j as u64)
+            .collect();
+        keys.sort_unstable();
+        let order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
         let mut uniq = Vec::new();
         let mut starts = Vec::new();
-        for (pos, &j) in order.iter().enumerate() {
-            let r = rows[j as usize];
+        for (pos, &k) in keys.iter().enumerate() {
+            let r = (k >> 32) as u32;
             if uniq.last() != Some(&r) {
                 uniq.push(r);
                 starts.push(pos);
