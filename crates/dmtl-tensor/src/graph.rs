@@ -626,7 +626,8 @@ impl<'p> Graph<'p> {
                     shape(&bv),
                     out.ncols()
                 );
-                out += &bv;
+                // Row by row: `+=` of a broadcast row goes through a slow strided Zip.
+                apply_broadcast(&mut out, bv, |o, b| o + b);
             });
         }
         if let Some(u) = act.unary() {
