@@ -49,6 +49,16 @@ pub enum TeacherError {
         /// The loss value.
         loss: f32,
     },
+    /// Training diverged: a gradient holds a NaN or infinity (the update was not applied).
+    #[error("epoch {epoch}, batch {batch}: the gradient of `{parameter}` is not finite (lower the learning rate or set train.clip_norm)")]
+    NonFiniteGradient {
+        /// Epoch (from 0).
+        epoch: usize,
+        /// Batch within the epoch (from 0).
+        batch: usize,
+        /// The parameter's name.
+        parameter: String,
+    },
 }
 
 /// Shorthand for results of this crate.

@@ -99,6 +99,9 @@ pub struct TrainHistory {
 pub struct StepLoss {
     /// `ctr + w * ctcvr`.
     pub total: f32,
+    /// The first parameter whose gradient held a NaN or infinity (the update was then not
+    /// applied), by index into the store.
+    pub non_finite_grad: Option<dmtl_tensor::ParamId>,
     /// `BCE(click, pCTR)`.
     pub ctr: f32,
     /// `BCE(click & long read, pCTCVR)`.
@@ -108,8 +111,8 @@ pub struct StepLoss {
 impl Teacher {
     /// One optimisation step on `batch`: forward, the ESMM loss (mean over the batch,
     /// `w = config.ctcvr_weight`), backward, optional clipping of the global gradient norm,
-    /// and `opt`'s update. Returns the loss before the update. When the loss is not finite
-    /// the parameters are left untouched.
+    /// and `opt`'s update. Returns the loss before the update. When the loss or a gradient is
+    /// not finite the parameters are left untouched.
     ///
     /// # Panics
     /// When the batch is unlabelled or does not fit the schema and vocabularies
@@ -135,12 +138,23 @@ impl Teacher {
             total: g.scalar(loss.total),
             ctr: g.scalar(loss.ctr),
             ctcvr: g.scalar(loss.ctcvr),
+            non_finite_grad: None,
         };
         if !values.total.is_finite() {
             return values;
         }
         let mut grads = g.backward(loss.total);
         drop(g);
+        // A finite loss can still overflow in the backward pass; never apply such an update.
+        if let Some((id, _)) = grads
+            .iter()
+            .find(|(_, g)| g.values().iter().any(|x| !x.is_finite()))
+        {
+            return StepLoss {
+                non_finite_grad: Some(id),
+                ..values
+            };
+        }
         if let Some(c) = clip_norm {
             grads.clip_global_norm(c);
         }
@@ -190,6 +204,13 @@ impl Teacher {
             for (b, batch) in batches.enumerate() {
                 let loss = self.train_step(&mut adam, &batch, opts.clip_norm);
                 let total = loss.total;
+                if let Some(id) = loss.non_finite_grad {
+                    return Err(TeacherError::NonFiniteGradient {
+                        epoch,
+                        batch: b,
+                        parameter: self.store().get(id).name.clone(),
+                    });
+                }
                 if !total.is_finite() {
                     return Err(TeacherError::NonFinite {
                         epoch,
