@@ -22,15 +22,23 @@ fn linear(c: &mut Criterion) {
         let b = store.bias("b", n);
         let x = Array2::from_shape_simple_fn((batch, k), || rng.gen_range(-1.0f32..1.0));
         group.throughput(Throughput::Elements(6 * (batch * k * n) as u64));
-        group.bench_function(BenchmarkId::from_parameter(format!("{batch}x{k}->{n}")), |bench| {
-            bench.iter(|| {
-                let g = Graph::new(&store);
-                // The input takes part in the gradient too, as a hidden layer's does.
-                let xv = g.linear(g.input(x.clone()), g.param(w), Some(g.param(b)), Activation::Relu);
-                let loss = g.sum_all(xv);
-                let _ = g.backward_with(loss, Array2::from_elem((1, 1), 1.0));
-            })
-        });
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("{batch}x{k}->{n}")),
+            |bench| {
+                bench.iter(|| {
+                    let g = Graph::new(&store);
+                    // The input takes part in the gradient too, as a hidden layer's does.
+                    let xv = g.linear(
+                        g.input(x.clone()),
+                        g.param(w),
+                        Some(g.param(b)),
+                        Activation::Relu,
+                    );
+                    let loss = g.sum_all(xv);
+                    let _ = g.backward_with(loss, Array2::from_elem((1, 1), 1.0));
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -23,7 +23,11 @@ fn main() {
     let x: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let y: Vec<f32> = (0..n)
         .map(|i| {
-            let s = hidden_a.row(a[i] as usize).dot(&hidden_b.row(b[i] as usize)) * 2.0 + x[i];
+            let s = hidden_a
+                .row(a[i] as usize)
+                .dot(&hidden_b.row(b[i] as usize))
+                * 2.0
+                + x[i];
             1.0 / (1.0 + (-s).exp())
         })
         .collect();
@@ -47,9 +51,13 @@ fn main() {
                 let g = Graph::new(&store);
                 let ea = g.embedding(emb_a, &a[start..end]);
                 let eb = g.embedding(emb_b, &b[start..end]);
-                let xv = g.input(Array2::from_shape_vec((end - start, 1), x[start..end].to_vec()).unwrap());
+                let xv = g.input(
+                    Array2::from_shape_vec((end - start, 1), x[start..end].to_vec()).unwrap(),
+                );
                 let p = mlp.forward(&g, g.concat_cols(&[ea, eb, xv]));
-                let t = g.input(Array2::from_shape_vec((end - start, 1), y[start..end].to_vec()).unwrap());
+                let t = g.input(
+                    Array2::from_shape_vec((end - start, 1), y[start..end].to_vec()).unwrap(),
+                );
                 let loss = g.mean_all(g.square(g.sub(p, t)));
                 total += g.scalar(loss) as f64 * (end - start) as f64;
                 g.backward(loss)
