@@ -146,10 +146,7 @@ impl Teacher {
         let mut grads = g.backward(loss.total);
         drop(g);
         // A finite loss can still overflow in the backward pass; never apply such an update.
-        if let Some((id, _)) = grads
-            .iter()
-            .find(|(_, g)| g.values().iter().any(|x| !x.is_finite()))
-        {
+        if let Some(id) = grads.first_non_finite() {
             return StepLoss {
                 non_finite_grad: Some(id),
                 ..values

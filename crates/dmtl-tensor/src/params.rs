@@ -444,13 +444,18 @@ impl Grads {
         norm
     }
 
+    /// The first parameter whose gradient holds a NaN or infinity.
+    pub fn first_non_finite(&self) -> Option<ParamId> {
+        self.iter()
+            .find(|(_, g)| g.values().iter().any(|x| !x.is_finite()))
+            .map(|(id, _)| id)
+    }
+
     /// Errors naming the first parameter whose gradient holds a NaN or infinity.
     pub fn check_finite(&self, store: &ParamStore) -> Result<(), TensorError> {
-        for (id, g) in self.iter() {
-            if g.values().iter().any(|x| !x.is_finite()) {
-                return Err(TensorError::NonFinite(store.get(id).name.clone()));
-            }
+        match self.first_non_finite() {
+            Some(id) => Err(TensorError::NonFinite(store.get(id).name.clone())),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
