@@ -130,6 +130,46 @@ pub struct Batch {
     pub n_rows: usize,
 }
 
+impl Batch {
+    /// The contiguous rows `range` of this batch as a batch of their own (in the same order),
+    /// e.g. to split a batch into shards that run in parallel.
+    ///
+    /// # Panics
+    /// When `range` reaches past `n_rows`.
+    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> Batch {
+        assert!(
+            range.start <= range.end && range.end <= self.n_rows,
+            "rows {range:?} out of range for a batch of {} rows",
+            self.n_rows
+        );
+        let local: Vec<u32> = (range.start as u32..range.end as u32).collect();
+        let part = |v: &[f32]| -> Vec<f32> {
+            if v.is_empty() {
+                Vec::new()
+            } else {
+                v[range.clone()].to_vec()
+            }
+        };
+        let part_u = |v: &[u32]| -> Vec<u32> {
+            if v.is_empty() {
+                Vec::new()
+            } else {
+                v[range.clone()].to_vec()
+            }
+        };
+        Batch {
+            rows: self.rows[range.clone()].to_vec(),
+            fields: self.fields.iter().map(|f| f.gather(&local)).collect(),
+            click: part(&self.click),
+            duration: part(&self.duration),
+            long_read: part(&self.long_read),
+            user_group: part_u(&self.user_group),
+            item_group: part_u(&self.item_group),
+            n_rows: range.len(),
+        }
+    }
+}
+
 fn group(ids: &[String]) -> (Vec<u32>, Vec<String>) {
     let mut index: HashMap<&str, u32> = HashMap::new();
     let mut names = Vec::new();

@@ -249,3 +249,14 @@ fn encode_refuses_a_column_of_the_wrong_kind() {
         "{e}"
     );
 }
+
+#[test]
+fn a_batch_slice_is_the_batch_of_those_rows() {
+    let (_, _, d) = encoded(300, 4);
+    let rows: Vec<u32> = (0..100u32).map(|i| (i * 7) % 300).collect();
+    let b = d.batch(&rows);
+    for range in [0..40, 40..100, 0..100, 55..55] {
+        let part = b.slice_rows(range.clone());
+        assert_eq!(part, d.batch(&rows[range]));
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Instant;
 use dmtl_data::{Batch, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_tensor::optim::{Adam, Optimizer};
-use dmtl_tensor::Graph;
+use dmtl_tensor::parallel::data_parallel;
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TeacherError};
@@ -123,28 +123,43 @@ impl Teacher {
         batch: &Batch,
         clip_norm: Option<f64>,
     ) -> StepLoss {
-        let g = Graph::new(self.store());
-        let out = self.forward(&g, batch);
-        let loss = esmm_loss(
-            &g,
-            out.ctr_logit,
-            out.cvr_logit,
-            &batch.click,
-            &batch.long_read,
-            self.config().ctcvr_weight,
-            Reduction::Mean,
-        );
+        let w = self.config().ctcvr_weight;
+        // Row shards of the batch run forward and backward in parallel (one per thread).
+        let sharded = data_parallel(self.store(), batch.n_rows, |g, rows| {
+            let part;
+            let b = if rows.len() == batch.n_rows {
+                batch
+            } else {
+                part = batch.slice_rows(rows);
+                &part
+            };
+            let out = self.forward(g, b);
+            let loss = esmm_loss(
+                g,
+                out.ctr_logit,
+                out.cvr_logit,
+                &b.click,
+                &b.long_read,
+                w,
+                Reduction::Mean,
+            );
+            let values = vec![
+                g.scalar(loss.total),
+                g.scalar(loss.ctr),
+                g.scalar(loss.ctcvr),
+            ];
+            (loss.total, values)
+        });
         let values = StepLoss {
-            total: g.scalar(loss.total),
-            ctr: g.scalar(loss.ctr),
-            ctcvr: g.scalar(loss.ctcvr),
+            total: sharded.values[0],
+            ctr: sharded.values[1],
+            ctcvr: sharded.values[2],
             non_finite_grad: None,
         };
         if !values.total.is_finite() {
             return values;
         }
-        let mut grads = g.backward(loss.total);
-        drop(g);
+        let mut grads = sharded.grads;
         // A finite loss can still overflow in the backward pass; never apply such an update.
         if let Some(id) = grads.first_non_finite() {
             return StepLoss {

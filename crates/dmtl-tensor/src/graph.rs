@@ -237,6 +237,13 @@ pub struct Graph<'p> {
 /// Above this many entries element-wise work runs on Rayon's pool.
 const PAR_MIN: usize = 1 << 15;
 
+/// Whether element-wise work on `len` entries should be split over Rayon's pool: only when it
+/// is large and the caller is not already a task of that pool (a data-parallel shard, say),
+/// where splitting again would only add scheduling to a core that is already busy.
+pub(crate) fn go_parallel(len: usize) -> bool {
+    len >= PAR_MIN && rayon::current_thread_index().is_none()
+}
+
 fn shape(a: &ArrayView2<'_, f32>) -> (usize, usize) {
     (a.nrows(), a.ncols())
 }
@@ -244,7 +251,7 @@ fn shape(a: &ArrayView2<'_, f32>) -> (usize, usize) {
 fn map_unary(x: ArrayView2<'_, f32>, u: Unary) -> Array2<f32> {
     // `map_collect` writes every entry once: no zero-fill of the output first.
     let z = Zip::from(&x);
-    if x.len() >= PAR_MIN {
+    if go_parallel(x.len()) {
         z.par_map_collect(|&x| u.f(x))
     } else {
         z.map_collect(|&x| u.f(x))
@@ -260,7 +267,7 @@ fn unary_grad_inplace(
     u: Unary,
 ) {
     let z = Zip::from(dy).and(&x).and(&y);
-    if x.len() >= PAR_MIN {
+    if go_parallel(x.len()) {
         z.par_for_each(|d, &x, &y| *d *= u.df(x, y));
     } else {
         z.for_each(|d, &x, &y| *d *= u.df(x, y));
@@ -292,7 +299,7 @@ fn apply_broadcast(
     let sb = shape(&b);
     if sb == (r, c) {
         let z = Zip::from(&mut *out).and(&b);
-        if r * c >= PAR_MIN {
+        if go_parallel(r * c) {
             z.par_for_each(|o, &y| *o = f(*o, y));
         } else {
             z.for_each(|o, &y| *o = f(*o, y));
@@ -303,7 +310,7 @@ fn apply_broadcast(
             Some(o) => o.iter_mut().zip(&brow).for_each(|(o, &y)| *o = f(*o, y)),
             None => row.iter_mut().zip(&brow).for_each(|(o, &y)| *o = f(*o, y)),
         };
-        if out.len() >= PAR_MIN {
+        if go_parallel(out.len()) {
             out.axis_iter_mut(Axis(0)).into_par_iter().for_each(per_row);
         } else {
             out.axis_iter_mut(Axis(0)).for_each(per_row);
@@ -313,7 +320,7 @@ fn apply_broadcast(
             let y = b[[i, 0]];
             row.iter_mut().for_each(|o| *o = f(*o, y));
         };
-        if out.len() >= PAR_MIN {
+        if go_parallel(out.len()) {
             out.axis_iter_mut(Axis(0))
                 .into_par_iter()
                 .enumerate()
@@ -360,7 +367,13 @@ fn reduce_to(g: Array2<f32>, shape: (usize, usize)) -> Array2<f32> {
 }
 
 fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
-    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
+    let (m, n) = (a.nrows(), b.ncols());
+    let mut v: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: f32 has no invalid bit patterns, and a GEMM with beta = 0 writes every entry of
+    // C without reading it (OpenBLAS and matrixmultiply both document this; ndarray's own `dot`
+    // relies on it), so the zero-fill a fresh buffer would need is wasted work.
+    unsafe { v.set_len(m * n) };
+    let mut c = Array2::from_shape_vec((m, n), v).expect("m * n entries");
     ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
     c
 }
@@ -501,7 +514,7 @@ impl<'p> Graph<'p> {
         let fill = |(r, mut row): (usize, ndarray::ArrayViewMut1<'_, f32>)| {
             row.assign(&t.row(ids[r] as usize))
         };
-        if ids.len() * dim >= PAR_MIN {
+        if go_parallel(ids.len() * dim) {
             out.axis_iter_mut(Axis(0))
                 .into_par_iter()
                 .enumerate()
@@ -557,7 +570,7 @@ impl<'p> Graph<'p> {
                 row.mapv_inplace(|x| x / bag.len() as f32);
             }
         };
-        if ids.len() * dim >= PAR_MIN {
+        if go_parallel(ids.len() * dim) {
             out.axis_iter_mut(Axis(0))
                 .into_par_iter()
                 .enumerate()
@@ -631,7 +644,7 @@ impl<'p> Graph<'p> {
             });
         }
         if let Some(u) = act.unary() {
-            if out.len() >= PAR_MIN {
+            if go_parallel(out.len()) {
                 out.par_mapv_inplace(|v| u.f(v));
             } else {
                 out.mapv_inplace(|v| u.f(v));
@@ -910,7 +923,7 @@ impl<'p> Graph<'p> {
                     }
                 }
             };
-            if rows * d * n >= PAR_MIN {
+            if go_parallel(rows * d * n) {
                 out.axis_iter_mut(Axis(0))
                     .into_par_iter()
                     .enumerate()
@@ -1048,15 +1061,13 @@ impl<'p> Graph<'p> {
                     None => dy,
                     Some(Unary::Relu) => {
                         let mut dz = dy;
-                        let z = Zip::from(&mut dz).and(&y);
-                        if y.len() >= PAR_MIN {
-                            z.par_for_each(|d, &y| {
-                                if y <= 0.0 {
-                                    *d = 0.0
-                                }
-                            });
+                        // Contiguous slices vectorise; the generic Zip does not.
+                        if let (Some(d), Some(yv)) = (dz.as_slice_mut(), y.as_slice()) {
+                            for (d, &y) in d.iter_mut().zip(yv) {
+                                *d = if y > 0.0 { *d } else { 0.0 };
+                            }
                         } else {
-                            z.for_each(|d, &y| {
+                            Zip::from(&mut dz).and(&y).for_each(|d, &y| {
                                 if y <= 0.0 {
                                     *d = 0.0
                                 }

@@ -47,6 +47,7 @@ pub mod init;
 pub mod io;
 pub mod nn;
 pub mod optim;
+pub mod parallel;
 pub mod params;
 pub mod threads;
 

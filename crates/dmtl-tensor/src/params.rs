@@ -299,7 +299,7 @@ impl SparseGrad {
                 dst += &values.row(j as usize);
             }
         };
-        if rows.len() * dim > 1 << 15 {
+        if rows.len() * dim > 1 << 15 && rayon::current_thread_index().is_none() {
             use rayon::prelude::*;
             out.axis_iter_mut(Axis(0))
                 .into_par_iter()
@@ -417,6 +417,18 @@ impl Grads {
                 let vals = ndarray::concatenate(Axis(0), &[s.values.view(), g.values.view()])
                     .expect("same embedding width");
                 *s = SparseGrad::coalesce(&rows, vals.view());
+            }
+        }
+    }
+
+    /// Adds every gradient of `other` to this one (dense to dense, sparse rows to sparse rows):
+    /// the gradient of a sum of losses from the gradients of its terms.
+    pub fn merge(&mut self, other: Grads) {
+        for (i, g) in other.grads.into_iter().enumerate() {
+            match g {
+                None => {}
+                Some(Grad::Dense(d)) => self.accumulate_dense(ParamId(i), d),
+                Some(Grad::Sparse(s)) => self.accumulate_sparse(ParamId(i), s),
             }
         }
     }

@@ -101,3 +101,39 @@ pub fn with_blas_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
     set_blas_threads(before);
     out
 }
+
+/// Fewest rows worth a shard of their own: below this, splitting costs more than it saves.
+pub const MIN_SHARD_ROWS: usize = 128;
+
+static SHARDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Fixes the number of data-parallel shards a training batch is split into
+/// (see [`crate::parallel`]); `None` or 0 returns to the default of [`shards_for`].
+pub fn set_shards(n: Option<usize>) {
+    SHARDS.store(n.unwrap_or(0), Ordering::SeqCst);
+}
+
+/// How many shards a batch of `n_rows` rows is split into for one training step: the value of
+/// [`set_shards`] or else of `DMTL_SHARDS` when set, else one per Rayon thread; never so many
+/// that a shard has fewer than [`MIN_SHARD_ROWS`] rows, and at least one.
+///
+/// Depends only on the configuration, the thread count and `n_rows`, so training stays
+/// reproducible for a given seed and thread count.
+pub fn shards_for(n_rows: usize) -> usize {
+    static FROM_ENV: OnceLock<usize> = OnceLock::new();
+    let fixed = match SHARDS.load(Ordering::SeqCst) {
+        0 => *FROM_ENV.get_or_init(|| {
+            std::env::var("DMTL_SHARDS")
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(0)
+        }),
+        n => n,
+    };
+    let wanted = if fixed > 0 {
+        fixed
+    } else {
+        rayon::current_num_threads()
+    };
+    wanted.min(n_rows / MIN_SHARD_ROWS).max(1)
+}

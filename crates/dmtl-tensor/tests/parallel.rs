@@ -1,0 +1,132 @@
+//! Data-parallel gradients: splitting a batch into row shards gives the gradient of the whole
+//! batch's mean loss (up to float summation order), for dense and sparse (embedding) parameters.
+
+use std::ops::Range;
+
+use dmtl_tensor::parallel::{data_parallel_in, shard_ranges};
+use dmtl_tensor::{Activation, Grad, Grads, Graph, ParamId, ParamKind, ParamStore, Var};
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+struct Model {
+    store: ParamStore,
+    table: ParamId,
+    w1: ParamId,
+    b1: ParamId,
+    w2: ParamId,
+}
+
+fn model() -> Model {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut store = ParamStore::new();
+    let mut rand =
+        |r: usize, c: usize| Array2::from_shape_simple_fn((r, c), || rng.gen_range(-0.5f32..0.5));
+    let table = store.add("emb", rand(50, 8), ParamKind::Embedding);
+    let w1 = store.add("w1", rand(16, 8), ParamKind::Dense);
+    let b1 = store.add("b1", rand(1, 16), ParamKind::Dense);
+    let w2 = store.add("w2", rand(1, 16), ParamKind::Dense);
+    Model {
+        store,
+        table,
+        w1,
+        b1,
+        w2,
+    }
+}
+
+/// Mean over `rows` of `(relu(e[id] w1^T + b1) w2^T - y)^2`, and that mean as a reported value.
+fn shard_loss<'a>(
+    m: &'a Model,
+    ids: &'a [u32],
+    y: &'a [f32],
+) -> impl Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync + 'a {
+    move |g, rows| {
+        let e = g.embedding(m.table, &ids[rows.clone()]);
+        let (w1, b1, w2) = (g.param(m.w1), g.param(m.b1), g.param(m.w2));
+        let h = g.linear(e, w1, Some(b1), Activation::Relu);
+        let out = g.linear(h, w2, None, Activation::Identity);
+        let target = Array2::from_shape_vec((rows.len(), 1), y[rows].to_vec()).unwrap();
+        let diff = g.sub(out, g.input(target));
+        let loss = g.mean_all(g.square(diff));
+        (loss, vec![g.scalar(loss)])
+    }
+}
+
+fn dense(grads: &Grads, id: ParamId, rows: usize) -> Array2<f32> {
+    match grads.get(id).expect("a gradient") {
+        Grad::Dense(d) => d.clone(),
+        Grad::Sparse(s) => s.to_dense(rows),
+    }
+}
+
+#[test]
+fn shard_ranges_cover_every_row_once_in_order() {
+    for (n, k) in [(10, 3), (1024, 2), (5, 8), (0, 2), (7, 1)] {
+        let r = shard_ranges(n, k);
+        assert!(!r.is_empty());
+        assert_eq!(r[0].start, 0);
+        assert_eq!(r.last().unwrap().end, n);
+        for w in r.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        let (lo, hi) = (
+            r.iter().map(|x| x.len()).min().unwrap(),
+            r.iter().map(|x| x.len()).max().unwrap(),
+        );
+        assert!(hi - lo <= 1, "{n} rows in {k}: sizes {lo}..{hi}");
+    }
+}
+
+#[test]
+fn sharded_gradient_equals_the_whole_batch_gradient() {
+    let m = model();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let n = 101; // uneven shards
+                 // Repeated ids so shards share embedding rows and sparse gradients must be summed.
+    let ids: Vec<u32> = (0..n).map(|_| rng.gen_range(0..20)).collect();
+    let y: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let whole = data_parallel_in(&m.store, n, 1, shard_loss(&m, &ids, &y));
+    // The one-shard path is exactly the plain tape.
+    let g = Graph::new(&m.store);
+    let (loss, _) = shard_loss(&m, &ids, &y)(&g, 0..n);
+    let plain = g.backward(loss);
+    assert_eq!(whole.values[0], g.scalar(loss));
+    for id in [m.table, m.w1, m.b1, m.w2] {
+        assert_eq!(dense(&whole.grads, id, 50), dense(&plain, id, 50));
+    }
+    for k in [2, 3, 7] {
+        let sharded = data_parallel_in(&m.store, n, k, shard_loss(&m, &ids, &y));
+        assert!((sharded.values[0] - whole.values[0]).abs() <= 1e-5 * whole.values[0].abs());
+        for id in [m.table, m.w1, m.b1, m.w2] {
+            let (a, b) = (dense(&sharded.grads, id, 50), dense(&whole.grads, id, 50));
+            let scale = b.iter().fold(0.0f32, |s, x| s.max(x.abs())).max(1e-6);
+            let err = (&a - &b).iter().fold(0.0f32, |s, x| s.max(x.abs()));
+            assert!(
+                err <= 1e-5 * scale,
+                "{k} shards, {}: max error {err} of {scale}",
+                m.store.get(id).name
+            );
+        }
+        // Only the rows the batch used carry a gradient, as without sharding.
+        let Some(Grad::Sparse(s)) = sharded.grads.get(m.table) else {
+            panic!("the embedding gradient stays sparse")
+        };
+        let mut used: Vec<u32> = ids.clone();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(s.rows, used);
+    }
+}
+
+#[test]
+fn a_non_finite_shard_loss_yields_no_gradient() {
+    let m = model();
+    let n = 64;
+    let ids: Vec<u32> = (0..n as u32).map(|i| i % 50).collect();
+    let mut y = vec![0.5f32; n];
+    y[40] = f32::NAN; // in the second of two shards
+    let out = data_parallel_in(&m.store, n, 2, shard_loss(&m, &ids, &y));
+    assert!(out.values[0].is_nan());
+    assert_eq!(out.grads.iter().count(), 0);
+}
