@@ -59,6 +59,19 @@ pub trait Objective: Send + Sync {
     fn score(&self, output: f32) -> f32 {
         sigmoid(output)
     }
+
+    /// The denominator of this objective's mean over the rows of `t` (`n` rows): `n`, or the
+    /// sum of `t.weights` when given. Data-parallel training splits a batch into row shards and
+    /// counts each shard's loss with its share of this total, so that the shards' gradients sum
+    /// to the batch's. An objective whose mean divides by something else overrides this;
+    /// one whose loss couples rows (in-batch negatives, say) returns `None`, and its batches
+    /// are then never split.
+    fn mean_denominator(&self, t: &Targets, n: usize) -> Option<f64> {
+        Some(match t.weights {
+            Some(w) => w.iter().map(|&x| f64::from(x)).sum(),
+            None => n as f64,
+        })
+    }
 }
 
 /// Which distillation loss [`Distill`] uses for its soft part.
@@ -168,6 +181,17 @@ impl Objective for WeightedLogistic {
 
     fn loss(&self, g: &Graph, logits: Var, t: &Targets) -> Var {
         weighted_logistic(g, logits, t.click, t.duration, Reduction::Mean)
+    }
+
+    /// `sum_i (y_i d_i + 1 - y_i)`: the durations are the weights.
+    fn mean_denominator(&self, t: &Targets, _n: usize) -> Option<f64> {
+        Some(
+            t.click
+                .iter()
+                .zip(t.duration)
+                .map(|(&y, &d)| if y == 1.0 { f64::from(d) } else { 1.0 })
+                .sum(),
+        )
     }
 }
 

@@ -1,13 +1,14 @@
 //! The student at the reference workload (BENCHMARKS.md): one distillation step (forward,
-//! backward, lazy Adam) on a batch of 1,024 impressions, and user-tower inference on 1,024
+//! backward in data-parallel row shards, lazy Adam) on a batch of 1,024 impressions, and user-tower inference on 1,024
 //! users, both in impressions per second. The batches are built in memory up front (random ids
 //! over the reference vocabularies, random teacher pCTCVR), so the figures are the steady state
 //! of the model alone.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dmtl_data::Batch;
+use dmtl_student::step::loss_and_grads;
 use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocabs};
-use dmtl_student::{Student, StudentConfig, Targets};
+use dmtl_student::{Student, StudentConfig};
 use dmtl_tensor::optim::{Adam, Optimizer};
 use dmtl_tensor::Graph;
 use rand::{Rng, SeedableRng};
@@ -44,18 +45,14 @@ fn distillation_step(c: &mut Criterion) {
         b.iter(|| {
             let (batch, teacher) = &batches[k % N_BATCHES];
             k += 1;
-            let g = Graph::new(student.store());
-            let s = student.score(&g, batch);
-            let targets = Targets {
-                click: &batch.click,
-                duration: &batch.duration,
-                long_read: &batch.long_read,
-                teacher: Some(teacher),
-                weights: None,
-            };
-            let loss = objective.loss(&g, s, &targets);
-            let grads = g.backward(loss);
-            drop(g);
+            // The trainer's step: row shards in parallel, one per thread.
+            let (_, grads) = loss_and_grads(
+                student.store(),
+                student.towers(),
+                objective.as_ref(),
+                batch,
+                Some(teacher),
+            );
             adam.step(student.store_mut(), &grads);
         })
     });

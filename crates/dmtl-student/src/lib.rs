@@ -10,6 +10,7 @@
 //! - [`train`]: [`Student::train`] (two-stage: teacher scores precomputed) with validation and
 //!   early stopping on the long-read AUC; [`joint`]: [`JointTrainer`] (teacher and student in
 //!   one loop, the distillation gradient stopped at the teacher).
+//! - [`step`]: the loss and gradient of one batch, in data-parallel row shards.
 //! - [`retrieval`]: exact top-K by inner product over the item matrix.
 //! - [`export`]: user and item vectors with their raw ids as `.npy`, parameters and
 //!   vocabularies, for an outside index such as Faiss.
@@ -25,6 +26,7 @@ pub mod export;
 pub mod joint;
 pub mod objective;
 pub mod retrieval;
+pub mod step;
 pub mod synthetic;
 pub mod train;
 pub mod two_tower;

@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use dmtl_data::{Batch, Dataset};
 use dmtl_tensor::optim::{Adam, Optimizer};
-use dmtl_tensor::{Grads, Graph, ParamStore};
+use dmtl_tensor::{Grads, ParamStore};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
 use crate::error::{Result, StudentError};
-use crate::objective::{ObjectiveExt, Targets};
+use crate::objective::ObjectiveExt;
+use crate::step::loss_and_grads;
 use crate::two_tower::{score_rows, Student};
 
 /// Validation metrics of one epoch, of the score `s` against the labels.
@@ -254,19 +255,11 @@ impl Student {
             |store, batch| {
                 let picked: Option<Vec<f32>> =
                     teacher.map(|t| batch.rows.iter().map(|&r| t[r as usize]).collect());
-                let g = Graph::new(store);
-                let s = towers.score(&g, batch);
-                let targets = Targets {
-                    click: &batch.click,
-                    duration: &batch.duration,
-                    long_read: &batch.long_read,
-                    teacher: picked.as_deref(),
-                    weights: None,
-                };
-                let loss = objective.loss(&g, s, &targets);
+                let (total, grads) =
+                    loss_and_grads(store, &towers, objective.as_ref(), batch, picked.as_deref());
                 StepLoss {
-                    total: g.scalar(loss),
-                    grads: g.backward(loss),
+                    total,
+                    grads,
                     teacher: None,
                 }
             },

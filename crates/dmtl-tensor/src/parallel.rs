@@ -20,10 +20,11 @@ use crate::{Grads, Graph, ParamStore, Var};
 /// The summed result of [`data_parallel`].
 #[derive(Debug, Clone)]
 pub struct Sharded {
-    /// Gradients of the batch loss (the row-weighted mean of the shards' losses).
+    /// Gradients of the batch loss (the weighted mean of the shards' losses).
     pub grads: Grads,
-    /// The shards' reported values, each averaged with weights `rows / n_rows`: batch means
-    /// when every shard reports a mean over its rows.
+    /// The shards' reported values, each averaged with the shards' weights (`rows / n_rows`
+    /// unless [`data_parallel_weighted`] says otherwise): batch means when every shard reports
+    /// a mean over its rows.
     pub values: Vec<f32>,
 }
 
@@ -68,10 +69,39 @@ pub fn data_parallel_in<F>(store: &ParamStore, n_rows: usize, shards: usize, sha
 where
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
 {
+    data_parallel_weighted(store, n_rows, shards, |r| r.len() as f64, shard)
+}
+
+/// [`data_parallel_in`] for a loss that is a weighted mean `sum_i w_i l_i / sum_i w_i` over the
+/// rows: `weight(rows)` gives `sum_i w_i` over `rows`, and each shard's loss (the weighted mean
+/// over its own rows) counts with its share of the batch's total weight, so the summed
+/// gradient is again that of the batch's weighted mean. A shard whose weight is 0 adds nothing;
+/// when every weight is 0 the shards count by rows.
+pub fn data_parallel_weighted<W, F>(
+    store: &ParamStore,
+    n_rows: usize,
+    shards: usize,
+    weight: W,
+    shard: F,
+) -> Sharded
+where
+    W: Fn(Range<usize>) -> f64,
+    F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
+{
     let ranges = shard_ranges(n_rows, shards);
-    let n = n_rows.max(1) as f64;
-    let run = |r: Range<usize>| -> (f64, Vec<f32>, Option<Grads>) {
-        let weight = r.len() as f64 / n;
+    let mut weights: Vec<f64> = if ranges.len() == 1 {
+        vec![1.0]
+    } else {
+        ranges.iter().map(|r| weight(r.clone())).collect()
+    };
+    let total: f64 = weights.iter().sum();
+    if total > 0.0 && total.is_finite() {
+        weights.iter_mut().for_each(|w| *w /= total);
+    } else {
+        let n = n_rows.max(1) as f64;
+        weights = ranges.iter().map(|r| r.len() as f64 / n).collect();
+    }
+    let run = |(r, weight): (Range<usize>, f64)| -> (f64, Vec<f32>, Option<Grads>) {
         let g = Graph::new(store);
         let (loss, values) = shard(&g, r);
         let l = g.scalar(loss);
@@ -80,10 +110,11 @@ where
             .then(|| g.backward_with(loss, Array2::from_elem((1, 1), weight as f32)));
         (weight, values, grads)
     };
-    let parts: Vec<(f64, Vec<f32>, Option<Grads>)> = if ranges.len() == 1 {
-        ranges.into_iter().map(run).collect()
+    let jobs: Vec<(Range<usize>, f64)> = ranges.into_iter().zip(weights).collect();
+    let parts: Vec<(f64, Vec<f32>, Option<Grads>)> = if jobs.len() == 1 {
+        jobs.into_iter().map(run).collect()
     } else {
-        threads::with_blas_threads(1, || ranges.into_par_iter().map(run).collect())
+        threads::with_blas_threads(1, || jobs.into_par_iter().map(run).collect())
     };
     let width = parts.iter().map(|p| p.1.len()).max().unwrap_or(0);
     let mut values = vec![0.0f64; width];
