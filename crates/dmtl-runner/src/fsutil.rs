@@ -88,7 +88,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Creates the run folder: `out` when given (it may exist, files in it are replaced), else
 /// `runs/<command>-<timestamp>` (with `-2`, `-3`, ... when two runs start in the same second).
 pub fn create_run_dir(out: Option<&Path>, command: &str) -> Result<PathBuf> {
-    let dir = match out {
+    let dir = run_dir_path(out, command);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the run folder {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The run folder [`create_run_dir`] would create, without creating it (a run creates its
+/// folder only once its input has been read without error).
+pub fn run_dir_path(out: Option<&Path>, command: &str) -> PathBuf {
+    match out {
         Some(p) => p.to_path_buf(),
         None => {
             let base = PathBuf::from("runs").join(format!("{command}-{}", timestamp()));
@@ -100,10 +109,7 @@ pub fn create_run_dir(out: Option<&Path>, command: &str) -> Result<PathBuf> {
             }
             dir
         }
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the run folder {}", dir.display()))?;
-    Ok(dir)
+    }
 }
 
 #[cfg(test)]
