@@ -252,6 +252,33 @@ fn quality(item_id: &str) -> String {
     format!("{}", (h % 10) as f32 / 10.0)
 }
 
+/// Every file of `dir` (recursively) went through an atomic write: no temporary file is left
+/// behind, and each has the mode of a file created plainly in the same folder (the atomic
+/// writers create their temporary files with the umask's mode, not tempfile's private 0600).
+fn check_written_atomically(dir: &Path) {
+    for (p, _) in snapshot(dir) {
+        if p.is_dir() {
+            continue;
+        }
+        let name = p.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.starts_with(".tmp") && !name.contains(".tmp"),
+            "a temporary file was left behind: {}",
+            p.display()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let probe = p.parent().unwrap().join("probe-plain-file");
+            std::fs::File::create(&probe).unwrap();
+            let want = mode(&probe);
+            std::fs::remove_file(&probe).unwrap();
+            assert_eq!(mode(&p), want, "{} has another mode", p.display());
+        }
+    }
+}
+
 #[test]
 fn every_bad_input_fails_cleanly_through_the_binary() {
     let tmp = tempfile::tempdir().unwrap();
@@ -309,6 +336,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
     );
     let scored = t.join("scored.csv");
     std::fs::write(&scored, "an earlier output\n").unwrap();
+    check_written_atomically(&good);
+    check_written_atomically(&exported);
 
     let cases_dir = t.join("cases");
     std::fs::create_dir_all(&cases_dir).unwrap();
