@@ -279,10 +279,23 @@ fn check_written_atomically(dir: &Path) {
     }
 }
 
-#[test]
-fn every_bad_input_fails_cleanly_through_the_binary() {
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
+/// The data and the good run every case is measured against.
+struct Setup {
+    /// The simulated data: schema.toml, log.csv, items.csv, users.csv.
+    data: PathBuf,
+    /// The log, to edit.
+    log: Table,
+    /// The schema, to edit.
+    schema_text: String,
+    /// The good run's configuration.
+    base: Cfg,
+    /// The good run's folder.
+    good: PathBuf,
+}
+
+/// Simulates a small log (with a dense item column added) into `t/data` and trains the good
+/// run into `t/run` through the binary.
+fn good_run(t: &Path) -> Setup {
     let data = t.join("data");
     dmtl_runner::commands::simulate(&data, small_sim(), false).unwrap();
     let with_quality = |h: &[String], r: &[String]| {
@@ -321,6 +334,26 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         "the good run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Setup {
+        data,
+        log,
+        schema_text,
+        base,
+        good,
+    }
+}
+
+#[test]
+fn every_bad_input_fails_cleanly_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Setup {
+        data,
+        log,
+        schema_text,
+        base,
+        good,
+    } = good_run(t);
     let exported = t.join("exported");
     let out = dmtl(&args(&[
         "export",
@@ -991,5 +1024,30 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
     );
     check(snapshot(&good) == before, "the run folder changed");
 
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A `train` over an existing run folder that fails after its input was read (here the
+/// teacher's gradient overflows at lr = 1e30) should leave the folder as it was; today the new
+/// config, schema, vocabularies and corpus tables are already written beside the old
+/// checkpoints (docs/reliability.md, "Not yet guaranteed").
+#[test]
+#[ignore = "a train failing after its input was read leaves a mixed run folder"]
+fn a_train_that_fails_late_leaves_an_existing_run_folder_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let Setup { base, good, .. } = good_run(t);
+    let cfg = Cfg {
+        teacher_train: "epochs = 1\nbatch_size = 64\nlr = 1e30\n".into(),
+        ..base
+    }
+    .write(&t.join("diverging.toml"));
+    let problems = expect_failure(
+        "train diverging over the good run",
+        &args(&["train", "--config", &s(&cfg), "--out", &s(&good)]),
+        &["not finite"],
+        &[&good],
+        &[],
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
