@@ -12,16 +12,18 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
-use crate::fsutil::{create_run_dir, write_text};
+use crate::fsutil::{create_run_dir, run_dir_path, write_text};
 use crate::progress::Progress;
 use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
-    RunMetrics, ITEMS_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, USERS_FILE,
+    vocab_hint, RunMetrics, ITEMS_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, USERS_FILE,
 };
 use crate::table::{check_output_path, write_table, Column};
 
 /// Runs `dmtl train`: the pipeline of the configuration file into a run folder (`out`, or
-/// `runs/train-<timestamp>`). The configuration is validated before anything is written.
+/// `runs/train-<timestamp>`). The configuration, the data and (with `stages.teacher = "load"`)
+/// the earlier run's teacher are checked before anything is written: bad input leaves `out`
+/// as it was, or not created.
 pub fn train(
     config: &Path,
     out: Option<&Path>,
@@ -37,7 +39,8 @@ pub fn train_config(
     out: Option<&Path>,
     progress: &Progress,
 ) -> Result<(PathBuf, RunMetrics)> {
-    let dir = create_run_dir(out, "train")?;
+    // Created by the pipeline once the data has been read: bad input creates no folder.
+    let dir = run_dir_path(out, "train");
     info!(dir = %dir.display(), "run folder");
     let seed = cfg.student.seed;
     let m = run_pipeline(cfg, &dir, "train", seed, progress)?;
@@ -212,6 +215,7 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
         ModelName::Teacher => {
             let dir = model_dir(run, model);
             let t = Teacher::load(&dir, &schema, &vocabs)
+                .map_err(|e| vocab_hint(e.into(), run))
                 .with_context(|| format!("loading the teacher of {}", run.display()))?;
             let s = t.predict(&data)?;
             vec![

@@ -286,13 +286,22 @@ impl RunConfig {
 
     /// Parses TOML text; relative paths are resolved against `base`; validates.
     pub fn from_toml_str(text: &str, origin: &str, base: &Path) -> Result<RunConfig, ConfigError> {
-        let mut cfg: RunConfig = toml::from_str(text).map_err(|e| ConfigError {
-            origin: origin.to_string(),
-            key: toml_error_key(&e),
-            message: e.message().trim_end().to_string()
-                + &e.span()
-                    .map(|s| format!(" (at {})", line_col(text, s.start)))
-                    .unwrap_or_default(),
+        let mut cfg: RunConfig = toml::from_str(text).map_err(|e| {
+            let mut key = toml_error_key(&e);
+            if key.is_empty() {
+                key = e
+                    .span()
+                    .and_then(|s| key_at(text, s.start))
+                    .unwrap_or_default();
+            }
+            ConfigError {
+                origin: origin.to_string(),
+                key,
+                message: plain_type_names(e.message().trim_end())
+                    + &e.span()
+                        .map(|s| format!(" (at {})", line_col(text, s.start)))
+                        .unwrap_or_default(),
+            }
         })?;
         cfg.resolve_paths(base);
         cfg.validate(origin)?;
@@ -506,6 +515,39 @@ fn toml_error_key(e: &toml::de::Error) -> String {
     String::new()
 }
 
+/// The dotted key assigned on the line holding `offset` (`student.train.batch_size` for
+/// `batch_size = -1` under `[student.train]`): serde's type errors ("invalid value: integer
+/// `-1`, expected usize") carry a position but not the key.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let (lhs, _) = text[start..end].split_once('=')?;
+    let name = lhs.trim().trim_matches('"');
+    if name.is_empty() || name.starts_with('[') {
+        return None;
+    }
+    let section = text[..start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    });
+    Some(match section {
+        Some(sec) if !sec.is_empty() => format!("{sec}.{name}"),
+        _ => name.to_string(),
+    })
+}
+
+/// serde's Rust type names in a message, in words.
+fn plain_type_names(message: &str) -> String {
+    message
+        .replace("expected usize", "expected an integer >= 0")
+        .replace("expected u64", "expected an integer >= 0")
+        .replace("expected u32", "expected an integer >= 0")
+        .replace("expected f32", "expected a number")
+        .replace("expected f64", "expected a number")
+}
+
 fn line_col(text: &str, offset: usize) -> String {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -623,6 +665,11 @@ mod tests {
                 "stages.models",
             ),
             ("[eval]\nkk = 3\n", "kk"),
+            (
+                "[student.train]\nbatch_size = -1\n",
+                "student.train.batch_size",
+            ),
+            ("[eval]\nk = -3\n", "eval.k"),
         ];
         for (text, key) in cases {
             let e = parse(&format!("{SIM}{text}")).unwrap_err();

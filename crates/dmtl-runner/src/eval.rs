@@ -5,6 +5,7 @@
 
 use dmtl_data::sim::Simulator;
 use dmtl_data::Dataset;
+use dmtl_student::OutputKind;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,11 @@ pub enum Output {
 /// Click AUC, long-read AUC and GAUC of `scores` (one per test row) and the loglosses that
 /// make sense for `probs` (the same rows as probabilities, when the model has them).
 ///
+/// The AUCs and the GAUC are [`dmtl_student::eval::offline_metrics`]'s, so the table and the
+/// student crate measure alike. The loglosses are taken here, of `probs`: that function applies
+/// the sigmoid to logits, while the teacher's and the oracle's outputs are probabilities
+/// already.
+///
 /// # Panics
 /// When `test` is unlabelled or the lengths differ.
 pub fn offline(
@@ -47,20 +53,17 @@ pub fn offline(
     test: &Dataset,
 ) -> OfflineMetrics {
     assert_eq!(scores.len(), test.n_rows, "one score per test row");
-    let gauc = if test.user_group.is_empty() {
-        None
-    } else {
-        dmtl_metrics::gauc(scores, &test.long_read, &test.user_group).map(|r| r.gauc)
-    };
+    let ranked = dmtl_student::eval::offline_metrics(scores, OutputKind::Score, test)
+        .unwrap_or_else(|e| panic!("offline metrics: {e}"));
     let (click_logloss, long_read_logloss) = match (probs, output) {
         (Some(p), Output::LongRead) => (None, Some(dmtl_metrics::logloss(p, &test.long_read))),
         (Some(p), Output::Click) => (Some(dmtl_metrics::logloss(p, &test.click)), None),
         _ => (None, None),
     };
     OfflineMetrics {
-        click_auc: dmtl_metrics::auc(scores, &test.click),
-        long_read_auc: dmtl_metrics::auc(scores, &test.long_read),
-        long_read_gauc: gauc,
+        click_auc: ranked.click_auc,
+        long_read_auc: ranked.long_read_auc,
+        long_read_gauc: ranked.long_read_gauc,
         long_read_logloss,
         click_logloss,
     }
@@ -225,6 +228,43 @@ pub fn mean_std(values: &[Option<f64>]) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_matches_the_student_crate_on_logits() {
+        use dmtl_student::synthetic::{random_dataset, tiny_fields};
+        let test = random_dataset(&tiny_fields(), 3000, 4);
+        // Scores that rank long reads a little better than chance, so the AUCs are not 0.5.
+        let scores: Vec<f32> = test
+            .long_read
+            .iter()
+            .enumerate()
+            .map(|(r, &y)| y + ((r * 7919) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let probs: Vec<f32> = scores
+            .iter()
+            .map(|&s| dmtl_loss::stable::sigmoid(s))
+            .collect();
+        for (output, kind) in [
+            (Output::LongRead, OutputKind::LongReadProbability),
+            (Output::Click, OutputKind::ClickProbability),
+            (Output::Score, OutputKind::Score),
+        ] {
+            let ours = offline(&scores, Some(&probs), output, &test);
+            let theirs = dmtl_student::eval::offline_metrics(&scores, kind, &test).unwrap();
+            assert_eq!(ours.click_auc, theirs.click_auc);
+            assert_eq!(ours.long_read_auc, theirs.long_read_auc);
+            assert_eq!(ours.long_read_gauc, theirs.long_read_gauc);
+            assert_eq!(ours.click_logloss, theirs.click_logloss);
+            assert_eq!(ours.long_read_logloss, theirs.long_read_logloss);
+        }
+        let auc = offline(&scores, None, Output::Score, &test).long_read_auc;
+        assert!(auc.unwrap() > 0.55, "{auc:?}");
+        // Probabilities are taken as they are: no second sigmoid.
+        let p = vec![0.25f32; test.n_rows];
+        let m = offline(&p, Some(&p), Output::Click, &test);
+        let want = dmtl_metrics::logloss(&p, &test.click);
+        assert_eq!(m.click_logloss, Some(want));
+    }
 
     #[test]
     fn top_indices_matches_a_full_sort() {

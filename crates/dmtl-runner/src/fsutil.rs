@@ -21,22 +21,22 @@ pub fn write_atomic_with(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    // Temporary files are created private (0600) by default; an output is created like any
+    // file instead (0666 less the umask), so it keeps that mode after the rename.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     body(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("writing {}", path.display()))?;
-    // Temporary files are created private (0600); outputs are meant to be shared like any file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -88,7 +88,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Creates the run folder: `out` when given (it may exist, files in it are replaced), else
 /// `runs/<command>-<timestamp>` (with `-2`, `-3`, ... when two runs start in the same second).
 pub fn create_run_dir(out: Option<&Path>, command: &str) -> Result<PathBuf> {
-    let dir = match out {
+    let dir = run_dir_path(out, command);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the run folder {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The run folder [`create_run_dir`] would create, without creating it (a run creates its
+/// folder only once its input has been read without error).
+pub fn run_dir_path(out: Option<&Path>, command: &str) -> PathBuf {
+    match out {
         Some(p) => p.to_path_buf(),
         None => {
             let base = PathBuf::from("runs").join(format!("{command}-{}", timestamp()));
@@ -100,10 +109,7 @@ pub fn create_run_dir(out: Option<&Path>, command: &str) -> Result<PathBuf> {
             }
             dir
         }
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the run folder {}", dir.display()))?;
-    Ok(dir)
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +133,18 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_get_the_mode_of_a_plainly_created_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let p = dir.path().join("a.txt");
+        write_text(&p, "x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), mode(&plain));
     }
 }

@@ -206,6 +206,14 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
             model,
         } => {
             let s = commands::score(&run, &log, &out, model)?;
+            if s.unseen_users + s.unseen_items > 0 {
+                eprintln!(
+                    "note: {}: {} rows with a user and {} with an item unseen in training, scored with the out-of-vocabulary id",
+                    log.display(),
+                    s.unseen_users,
+                    s.unseen_items
+                );
+            }
             println!(
                 "{} rows scored with {model} -> {} ({} rows with an unseen user, {} with an unseen item)",
                 s.user_ids.len(),
@@ -234,6 +242,14 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
         } => {
             let r = commands::retrieve(&run, &users, k, &out, model)?;
             let unseen = r.known_user.iter().filter(|&&k| !k).count();
+            if unseen > 0 {
+                eprintln!(
+                    "note: {}: {unseen} of {} users unseen in training, served with the out-of-vocabulary user id (known_user = 0 in {})",
+                    users.display(),
+                    r.user_ids.len(),
+                    out.display()
+                );
+            }
             println!(
                 "top-{k} for {} users -> {} ({unseen} users unseen in training: scored with the out-of-vocabulary id)",
                 r.user_ids.len(),

@@ -219,8 +219,29 @@ fn rate(v: &[f32]) -> f64 {
 }
 
 /// Reads (or simulates), splits, builds or loads the vocabularies, encodes, and writes the
-/// schema, vocabularies and corpus tables into `dir`.
+/// schema, vocabularies and corpus tables into `dir` ([`prepare_data`], then
+/// [`Prepared::write`]).
 pub fn prepare(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Prepared> {
+    let data = prepare_data(cfg, progress)?;
+    data.write(dir)?;
+    Ok(data)
+}
+
+impl Prepared {
+    /// Writes the schema, the vocabularies and the corpus tables (items, users) into `dir`,
+    /// which must exist.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        self.schema.save(dir.join(SCHEMA_FILE))?;
+        self.vocabs.save(dir.join(VOCAB_FILE))?;
+        write_parquet(&self.corpus_raw, &self.schema, dir.join(ITEMS_FILE))?;
+        write_parquet(&self.users_raw, &self.schema, dir.join(USERS_FILE))?;
+        Ok(())
+    }
+}
+
+/// Reads (or simulates), splits, builds or loads the vocabularies and encodes; writes nothing,
+/// so that bad input stops a run before any file of its folder is touched.
+pub fn prepare_data(cfg: &RunConfig, progress: &Progress) -> Result<Prepared> {
     let step = progress.step("reading the data");
     let mut skipped = 0;
     let (mut schema, train_raw, test_raw, items_raw, sim, source) = if let Some(sc) = &cfg.simulator
@@ -313,8 +334,6 @@ pub fn prepare(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Prepa
         }
         None => Vocabularies::build(&schema, &train_raw)?,
     };
-    schema.save(dir.join(SCHEMA_FILE))?;
-    vocabs.save(dir.join(VOCAB_FILE))?;
 
     let user_col = &schema.ids.user;
     let item_col = &schema.ids.item;
@@ -333,8 +352,6 @@ pub fn prepare(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Prepa
             &[Side::User, Side::Context],
         )
     };
-    write_parquet(&corpus_raw, &schema, dir.join(ITEMS_FILE))?;
-    write_parquet(&users_raw, &schema, dir.join(USERS_FILE))?;
 
     let (train, valid, test, corpus) = {
         let enc = |r: &RawLog| Dataset::encode(&schema, r, &vocabs);
@@ -436,27 +453,35 @@ pub fn prepare(cfg: &RunConfig, dir: &Path, progress: &Progress) -> Result<Prepa
     })
 }
 
-/// Trains (or loads) the teacher and saves it into `dir/teacher`.
+/// The teacher of `stages.from_run` (with `stages.teacher = "load"`), loaded before anything
+/// of the new run is written so that a bad checkpoint leaves the run folder untouched.
+fn load_from_run_teacher(cfg: &RunConfig, data: &Prepared) -> Result<Teacher> {
+    let run = cfg.stages.from_run.as_ref().expect("validated");
+    let from = run.join(TEACHER_DIR);
+    let t = Teacher::load(&from, &data.schema, &data.vocabs)
+        .map_err(|e| vocab_hint(e.into(), run))
+        .with_context(|| format!("loading the teacher of {}", from.display()))?;
+    info!(from = %from.display(), "teacher loaded");
+    Ok(t)
+}
+
+/// Trains the teacher (or takes the `loaded` one) and saves it into `dir/teacher`.
 fn teacher_stage(
     cfg: &RunConfig,
     data: &Prepared,
     dir: &Path,
+    loaded: Option<Teacher>,
     progress: &Progress,
 ) -> Result<Option<(Teacher, Vec<EpochPoint>, Option<usize>, f64)>> {
     let out = dir.join(TEACHER_DIR);
     match cfg.stages.teacher {
         TeacherStage::Skip => Ok(None),
         TeacherStage::Load => {
-            let from = cfg
-                .stages
-                .from_run
-                .as_ref()
-                .expect("validated")
-                .join(TEACHER_DIR);
-            let t = Teacher::load(&from, &data.schema, &data.vocabs)
-                .with_context(|| format!("loading the teacher of {}", from.display()))?;
+            let t = match loaded {
+                Some(t) => t,
+                None => load_from_run_teacher(cfg, data)?,
+            };
             t.save(&out)?;
-            info!(from = %from.display(), "teacher loaded");
             Ok(Some((t, Vec::new(), None, 0.0)))
         }
         TeacherStage::Train => {
@@ -554,8 +579,18 @@ pub fn run_pipeline(
     progress: &Progress,
 ) -> Result<RunMetrics> {
     let start = Instant::now();
+    // Everything that can be wrong with the input (the log, the schema, an earlier run's
+    // vocabularies or teacher) is found before the first write, so a run stopped by bad input
+    // leaves its folder as it was (and does not create it).
+    let data = prepare_data(cfg, progress)?;
+    let loaded = match cfg.stages.teacher {
+        TeacherStage::Load => Some(load_from_run_teacher(cfg, &data)?),
+        _ => None,
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the run folder {}", dir.display()))?;
     write_text(&dir.join(CONFIG_FILE), &cfg.to_toml_string())?;
-    let data = prepare(cfg, dir, progress)?;
+    data.write(dir)?;
     let k = cfg.eval.k;
     let edges = eval::edges(
         data.sim
@@ -565,7 +600,7 @@ pub fn run_pipeline(
     );
     let mut rows: Vec<ModelResult> = Vec::new();
 
-    let teacher = teacher_stage(cfg, &data, dir, progress)?;
+    let teacher = teacher_stage(cfg, &data, dir, loaded, progress)?;
     let mut teacher_train_p: Option<Vec<f32>> = None;
     if let Some((t, history, best_epoch, secs)) = &teacher {
         let step = progress.step("teacher: scoring the training and test rows");
@@ -781,8 +816,45 @@ pub fn load_student(run: &Path, model: ModelName) -> Result<(Schema, Vocabularie
             dir.display()
         );
     }
-    let s = Student::load(&dir, &schema, &vocabs)?;
+    let s = Student::load(&dir, &schema, &vocabs).map_err(|e| vocab_hint(e.into(), run))?;
     Ok((schema, vocabs, s))
+}
+
+/// `e`, a failed checkpoint load of the run folder `run`, with the run's `vocab.json` named
+/// first when the cause is an embedding table whose row count differs from what the
+/// vocabularies give (same width): the vocabularies and the checkpoint come from different
+/// runs, and the bare shape error would not say which file to look at.
+pub fn vocab_hint(e: anyhow::Error, run: &Path) -> anyhow::Error {
+    let text = format!("{e:#}");
+    let Some((tensor, found, expected)) = shape_mismatch(&text) else {
+        return e;
+    };
+    let Some(column) = tensor.rsplit_once("embedding.").map(|(_, c)| c.to_string()) else {
+        return e;
+    };
+    if found.len() != 2 || expected.len() != 2 || found[1] != expected[1] {
+        return e;
+    }
+    e.context(format!(
+        "{}: the vocabularies do not match the checkpoint: they give column `{column}` {} rows \
+         (with the out-of-vocabulary row), the checkpoint's `{tensor}` has {} (are the \
+         vocabularies or the checkpoint from another run?)",
+        run.join(VOCAB_FILE).display(),
+        expected[0],
+        found[0]
+    ))
+}
+
+/// Parses "tensor `NAME` has shape [a, b], the model expects [c, d]" (dmtl-tensor's load
+/// error) out of an error text.
+fn shape_mismatch(text: &str) -> Option<(String, Vec<usize>, Vec<usize>)> {
+    let rest = &text[text.find("tensor `")? + "tensor `".len()..];
+    let (name, rest) = rest.split_once("` has shape [")?;
+    let (found, rest) = rest.split_once("], the model expects [")?;
+    let (expected, _) = rest.split_once(']')?;
+    let dims =
+        |s: &str| -> Option<Vec<usize>> { s.split(',').map(|d| d.trim().parse().ok()).collect() };
+    Some((name.to_string(), dims(found)?, dims(expected)?))
 }
 
 /// How many rows of a categorical column are out of vocabulary.
