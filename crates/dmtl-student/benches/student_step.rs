@@ -10,7 +10,6 @@ use dmtl_student::step::loss_and_grads;
 use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocabs};
 use dmtl_student::{Student, StudentConfig};
 use dmtl_tensor::optim::{Adam, Optimizer};
-use dmtl_tensor::Graph;
 use rand::{Rng, SeedableRng};
 
 const BATCH: usize = 1024;
@@ -62,11 +61,7 @@ fn distillation_step(c: &mut Criterion) {
                 k += 1;
                 &batches[k % N_BATCHES].0
             },
-            |batch| {
-                let g = Graph::new(student.store());
-                let u = student.user_tower(&g, batch);
-                g.value(u)
-            },
+            |batch| student.user_vectors_batch(batch).expect("fits"),
             BatchSize::SmallInput,
         )
     });

@@ -18,6 +18,7 @@ use std::path::Path;
 use dmtl_data::{Batch, Dataset, FieldData, Schema, Side, Vocabularies};
 use dmtl_teacher::FieldEmbeddings;
 use dmtl_tensor::nn::{Mlp, MlpConfig};
+use dmtl_tensor::parallel::forward_rows;
 use dmtl_tensor::{Activation, Graph, ParamStore, Var};
 use ndarray::{Array2, Axis, Zip};
 use rand::SeedableRng;
@@ -239,6 +240,13 @@ pub(crate) fn batched(
         )));
     }
     let chunks: Vec<&[u32]> = rows.chunks(batch_size.max(1)).collect();
+    if chunks.len() == 1 {
+        // One batch: its rows in shards, one per thread.
+        let batch = data.batch(chunks[0]);
+        return Ok(forward_rows(store, batch.n_rows, |g, r| {
+            f(g, &batch.slice_rows(r))
+        }));
+    }
     // Batches in parallel with one BLAS thread each beat one batch at a time with
     // multi-threaded GEMMs at these sizes: the gathers are single-threaded per batch too.
     let parts: Vec<Array2<f32>> = dmtl_tensor::threads::with_blas_threads(1, || {
@@ -391,6 +399,29 @@ impl Student {
         batched(&self.store, bs, data, rows, self.dim(), |g, b| {
             self.user_tower(g, b)
         })
+    }
+
+    /// The user vectors of one batch, its rows split into shards that run in parallel (one
+    /// per thread): online inference.
+    ///
+    /// # Shapes
+    /// -> `(batch.n_rows, dim)`.
+    ///
+    /// Fails when the batch does not fit the schema and vocabularies.
+    pub fn user_vectors_batch(&self, batch: &Batch) -> Result<Array2<f32>> {
+        self.towers
+            .user_fields
+            .check_fields(&batch.fields, batch.n_rows)?;
+        Ok(forward_rows(&self.store, batch.n_rows, |g, r| {
+            let part;
+            let b = if r.len() == batch.n_rows {
+                batch
+            } else {
+                part = batch.slice_rows(r);
+                &part
+            };
+            self.user_tower(g, b)
+        }))
     }
 
     /// The item vectors of the given rows of `data`, in that order, batch by batch in

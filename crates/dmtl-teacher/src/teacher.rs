@@ -13,6 +13,7 @@ use std::path::Path;
 
 use dmtl_data::{Batch, Dataset, Schema, Side, Vocabularies};
 use dmtl_loss::stable::sigmoid;
+use dmtl_tensor::parallel::forward_rows_in;
 use dmtl_tensor::{Graph, ParamStore, Var};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -265,16 +266,27 @@ impl Teacher {
     }
 
     fn score_batch(&self, batch: &Batch) -> TeacherScores {
-        let g = Graph::new(&self.store);
-        let out = self.forward(&g, batch);
-        g.with_value(out.ctr_logit, |ctr| {
-            g.with_value(out.cvr_logit, |cvr| {
-                TeacherScores::from_logits(
-                    ctr.as_slice().expect("a fresh (n, 1) matrix is contiguous"),
-                    cvr.as_slice().expect("a fresh (n, 1) matrix is contiguous"),
-                )
-            })
-        })
+        // Outside Rayon's pool the batch runs in row shards, one per thread; inside (one batch
+        // of many scored in parallel) in one piece.
+        let shards = if rayon::current_thread_index().is_none() {
+            dmtl_tensor::threads::shards_for(batch.n_rows)
+        } else {
+            1
+        };
+        let logits = forward_rows_in(&self.store, batch.n_rows, shards, |g, rows| {
+            let part;
+            let b = if rows.len() == batch.n_rows {
+                batch
+            } else {
+                part = batch.slice_rows(rows);
+                &part
+            };
+            let out = self.forward(g, b);
+            g.concat_cols(&[out.ctr_logit, out.cvr_logit])
+        });
+        let ctr: Vec<f32> = logits.column(0).to_vec();
+        let cvr: Vec<f32> = logits.column(1).to_vec();
+        TeacherScores::from_logits(&ctr, &cvr)
     }
 
     /// Scores every row of `data`, in row order, batch by batch (`config.train.batch_size`
@@ -288,17 +300,25 @@ impl Teacher {
         self.embeddings.check_dataset(data)?;
         let bs = self.config.train.batch_size;
         let n_batches = data.n_rows.div_ceil(bs);
-        let parts: Vec<TeacherScores> = dmtl_tensor::threads::with_blas_threads(1, || {
+        let batch_of = |b: usize| {
+            let rows: Vec<u32> = (b * bs..((b + 1) * bs).min(data.n_rows))
+                .map(|r| r as u32)
+                .collect();
+            data.batch(&rows)
+        };
+        // Too few batches to go round the threads: one after another, each in row shards.
+        let parts: Vec<TeacherScores> = if n_batches < rayon::current_num_threads() {
             (0..n_batches)
-                .into_par_iter()
-                .map(|b| {
-                    let rows: Vec<u32> = (b * bs..((b + 1) * bs).min(data.n_rows))
-                        .map(|r| r as u32)
-                        .collect();
-                    self.score_batch(&data.batch(&rows))
-                })
+                .map(|b| self.score_batch(&batch_of(b)))
                 .collect()
-        });
+        } else {
+            dmtl_tensor::threads::with_blas_threads(1, || {
+                (0..n_batches)
+                    .into_par_iter()
+                    .map(|b| self.score_batch(&batch_of(b)))
+                    .collect()
+            })
+        };
         let mut scores = TeacherScores::default();
         for p in parts {
             scores.extend(p);

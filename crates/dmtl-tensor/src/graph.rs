@@ -451,6 +451,19 @@ impl<'p> Graph<'p> {
         self.with_value(v, |a| a.to_owned())
     }
 
+    /// The value of `v`, moved out of the graph without a copy (a parameter's is copied);
+    /// for the output of an inference pass, when the graph is dropped right after.
+    ///
+    /// # Panics
+    /// On a later use of `v` in this graph, or a backward pass through it.
+    pub fn take_value(self, v: Var) -> Array2<f32> {
+        let mut nodes = self.nodes.into_inner();
+        match std::mem::replace(&mut nodes[v.0].value, Value::Owned(Array2::zeros((0, 0)))) {
+            Value::Owned(a) => a,
+            Value::Param(id) => self.store.value(id).to_owned(),
+        }
+    }
+
     /// The shape `(rows, cols)` of `v`.
     pub fn shape(&self, v: Var) -> (usize, usize) {
         self.with_value(v, |a| shape(&a))
@@ -508,6 +521,22 @@ impl<'p> Graph<'p> {
             panic!(
                 "dmtl-tensor: embedding `{}`: id {bad} outside the table of {vocab} rows",
                 self.store.get(table).name
+            );
+        }
+        if let (Some(flat), false) = (t.as_slice(), go_parallel(ids.len() * dim)) {
+            // Rows appended to a fresh buffer: no zero-fill that the copies overwrite anyway.
+            let mut buf: Vec<f32> = Vec::with_capacity(ids.len() * dim);
+            for &i in ids {
+                let i = i as usize;
+                buf.extend_from_slice(&flat[i * dim..(i + 1) * dim]);
+            }
+            let out = Array2::from_shape_vec((ids.len(), dim), buf).expect("one row per id");
+            return self.push(
+                out,
+                Op::Embedding {
+                    table,
+                    ids: ids.to_vec(),
+                },
             );
         }
         let mut out = Array2::<f32>::zeros((ids.len(), dim));

@@ -139,3 +139,34 @@ where
         values: values.into_iter().map(|v| v as f32).collect(),
     }
 }
+
+/// Inference over `n_rows` rows in [`threads::shards_for`]`(n_rows)` row shards at once: `f`
+/// builds the output `(rows.len(), cols)` of the rows `rows` on a fresh graph, and the shards'
+/// outputs are stacked in row order. Each row's output is the same as from one pass over all
+/// rows, since no op mixes rows; only the GEMMs' blocking may round differently.
+pub fn forward_rows<F>(store: &ParamStore, n_rows: usize, f: F) -> Array2<f32>
+where
+    F: Fn(&Graph<'_>, Range<usize>) -> Var + Sync,
+{
+    forward_rows_in(store, n_rows, threads::shards_for(n_rows), f)
+}
+
+/// [`forward_rows`] with an explicit shard count (clamped to `1..=n_rows`).
+pub fn forward_rows_in<F>(store: &ParamStore, n_rows: usize, shards: usize, f: F) -> Array2<f32>
+where
+    F: Fn(&Graph<'_>, Range<usize>) -> Var + Sync,
+{
+    let run = |r: Range<usize>| {
+        let g = Graph::new(store);
+        let out = f(&g, r);
+        g.take_value(out)
+    };
+    let ranges = shard_ranges(n_rows, shards);
+    if ranges.len() == 1 {
+        return run(0..n_rows);
+    }
+    let parts: Vec<Array2<f32>> =
+        threads::with_blas_threads(1, || ranges.into_par_iter().map(run).collect());
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(ndarray::Axis(0), &views).expect("every shard has the same columns")
+}

@@ -130,3 +130,27 @@ fn a_non_finite_shard_loss_yields_no_gradient() {
     assert!(out.values[0].is_nan());
     assert_eq!(out.grads.iter().count(), 0);
 }
+
+#[test]
+fn sharded_inference_stacks_the_rows_in_order() {
+    let m = model();
+    let n = 300;
+    let ids: Vec<u32> = (0..n as u32).map(|i| (i * 7) % 50).collect();
+    let forward = |g: &Graph<'_>, rows: Range<usize>| {
+        let e = g.embedding(m.table, &ids[rows]);
+        let h = g.linear(e, g.param(m.w1), Some(g.param(m.b1)), Activation::Relu);
+        g.linear(h, g.param(m.w2), None, Activation::Identity)
+    };
+    let whole = dmtl_tensor::parallel::forward_rows_in(&m.store, n, 1, forward);
+    assert_eq!(whole.dim(), (n, 1));
+    for k in [2, 3, 8] {
+        let sharded = dmtl_tensor::parallel::forward_rows_in(&m.store, n, k, forward);
+        assert_eq!(sharded.dim(), whole.dim());
+        for (a, b) in sharded.iter().zip(whole.iter()) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{k} shards: {a} vs {b}"
+            );
+        }
+    }
+}
