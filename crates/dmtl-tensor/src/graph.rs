@@ -659,6 +659,7 @@ impl<'p> Graph<'p> {
             );
             gemm(xv, wv.t())
         });
+        let mut activated = false;
         if let Some(b) = b {
             self.with_value(b, |bv| {
                 assert_eq!(
@@ -668,11 +669,17 @@ impl<'p> Graph<'p> {
                     shape(&bv),
                     out.ncols()
                 );
-                // Row by row: `+=` of a broadcast row goes through a slow strided Zip.
-                apply_broadcast(&mut out, bv, |o, b| o + b);
+                // Row by row: `+=` of a broadcast row goes through a slow strided Zip. ReLU,
+                // the common case, is applied in the same pass.
+                if act.unary() == Some(Unary::Relu) {
+                    apply_broadcast(&mut out, bv, |o, b| (o + b).max(0.0));
+                    activated = true;
+                } else {
+                    apply_broadcast(&mut out, bv, |o, b| o + b);
+                }
             });
         }
-        if let Some(u) = act.unary() {
+        if let (Some(u), false) = (act.unary(), activated) {
             if go_parallel(out.len()) {
                 out.par_mapv_inplace(|v| u.f(v));
             } else {
