@@ -511,9 +511,9 @@ impl Ctx<'_> {
         let n = range.len();
         // (number of fields, row in piece) of rows of the wrong width.
         let mut widths = Vec::new();
-        let mut push = |k: usize, row: &mut dyn Iterator<Item = (usize, usize)>| {
-            let before = cells.len();
-            cells.extend(row);
+        // Keeps row `k`'s cells (pushed from `before` on) when the row has the header's width,
+        // else records the width and leaves empty cells.
+        let mut settle = |cells: &mut Vec<(usize, usize)>, k: usize, before: usize| {
             let found = cells.len() - before;
             good.push(found == width);
             if found != width {
@@ -531,19 +531,14 @@ impl Ctx<'_> {
                 let src = &self.buf[whole.clone()];
                 for (k, span) in spans.iter().enumerate() {
                     let (a, b) = (span.start - whole.start, span.end - whole.start);
+                    let before = cells.len();
                     let mut s = a;
-                    let mut ends = memchr::memchr_iter(d, &src[a..b])
-                        .map(|i| a + i)
-                        .chain(std::iter::once(b));
-                    push(
-                        k,
-                        &mut std::iter::from_fn(|| {
-                            let e = ends.next()?;
-                            let c = (s, e);
-                            s = e + 1;
-                            Some(c)
-                        }),
-                    );
+                    for i in memchr::memchr_iter(d, &src[a..b]) {
+                        cells.push((s, a + i));
+                        s = a + i + 1;
+                    }
+                    cells.push((s, b));
+                    settle(&mut cells, k, before);
                 }
                 let text = std::str::from_utf8(src).ok().filter(|_| d.is_ascii());
                 Table {
@@ -561,7 +556,9 @@ impl Ctx<'_> {
                 rec,
             } => {
                 for (k, r) in range.enumerate() {
-                    push(k, &mut (rec[r]..rec[r + 1]).map(|i| (starts[i], ends[i])));
+                    let before = cells.len();
+                    cells.extend((rec[r]..rec[r + 1]).map(|i| (starts[i], ends[i])));
+                    settle(&mut cells, k, before);
                 }
                 Table {
                     src: bytes,
