@@ -30,6 +30,8 @@ fn awkward_log(n: usize) -> RawLog {
                 5 => *id = format!("{id}\nsecond line"),
                 17 => *id = format!("{id}\r\nwindows, \"quoted\""),
                 31 => *id = format!("é{id}ü"),
+                // Longer than csv_core's first output buffer.
+                50 => *id = format!("{id}\"{}", "x".repeat(600)),
                 _ => {}
             }
         }
@@ -41,9 +43,11 @@ fn awkward_log(n: usize) -> RawLog {
 fn pieces_give_the_rows_written_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let s = schema();
-    for (name, log) in [
-        ("plain.csv", log(3_000, 5)),
-        ("quoted.csv", awkward_log(3_000)),
+    // The quoted file is larger than one read of the input (1 MiB), so quoted records span
+    // reads.
+    for (name, n, log) in [
+        ("plain.csv", 3_000, log(3_000, 5)),
+        ("quoted.csv", 30_000, awkward_log(30_000)),
     ] {
         let p = dir.path().join(name);
         write_csv(&log, &s, &p).unwrap();
@@ -63,7 +67,7 @@ fn pieces_give_the_rows_written_in_order() {
                     .collect::<Vec<_>>()
             });
             assert!(reader.iter().all(|c| c.n_rows <= chunk && c.n_rows > 0));
-            assert_eq!(reader.iter().map(|c| c.n_rows).sum::<usize>(), 3_000);
+            assert_eq!(reader.iter().map(|c| c.n_rows).sum::<usize>(), n);
         }
     }
 }

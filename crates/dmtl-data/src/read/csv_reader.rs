@@ -45,6 +45,8 @@ pub(crate) struct CsvChunks {
     pub(crate) piece_rows: usize,
     /// Cell tables of the last chunk's pieces, for reuse.
     tables: Vec<TableBuf>,
+    /// Field ends of the record `csv_core` is reading.
+    ends_scratch: Vec<usize>,
 }
 
 /// The rows of one chunk, as found by the scan.
@@ -107,6 +109,7 @@ impl CsvChunks {
             eof: false,
             piece_rows: 0,
             tables: Vec::new(),
+            ends_scratch: Vec::new(),
         };
         while c.buf.len() < 3 && c.fill() {}
         if let Some(e) = c.io_error.take() {
@@ -198,9 +201,11 @@ impl CsvChunks {
     ) -> usize {
         use csv_core::ReadRecordResult::*;
         rdr.reset();
+        // The record is unquoted straight into `bytes`, past `base`.
         let base = bytes.len();
-        let mut out = vec![0u8; 256];
-        let mut rec_ends = vec![0usize; 32];
+        bytes.resize(base + 256, 0);
+        let mut rec_ends = std::mem::take(&mut self.ends_scratch);
+        rec_ends.resize(rec_ends.len().max(32), 0);
         let (mut nout, mut nend) = (0, 0);
         let mut p = start;
         loop {
@@ -208,29 +213,35 @@ impl CsvChunks {
                 // An empty input tells csv_core the data has ended: only give one at the end.
                 self.fill();
             }
-            let (res, i, o, e) =
-                rdr.read_record(&self.buf[p..], &mut out[nout..], &mut rec_ends[nend..]);
+            let (res, i, o, e) = rdr.read_record(
+                &self.buf[p..],
+                &mut bytes[base + nout..],
+                &mut rec_ends[nend..],
+            );
             p += i;
             nout += o;
             nend += e;
             match res {
                 InputEmpty => continue,
-                OutputFull => out.resize(out.len() * 2, 0),
+                OutputFull => bytes.resize(base + 2 * (bytes.len() - base), 0),
                 OutputEndsFull => rec_ends.resize(rec_ends.len() * 2, 0),
                 Record | End => break,
             }
         }
         if self.io_error.is_some() {
             // A record cut by a read error is not a record.
+            bytes.truncate(base);
+            self.ends_scratch = rec_ends;
             return p;
         }
-        bytes.extend_from_slice(&out[..nout]);
+        bytes.truncate(base + nout);
         let mut s = base;
         for &e in &rec_ends[..nend] {
             starts.push(s);
             ends.push(base + e);
             s = base + e;
         }
+        self.ends_scratch = rec_ends;
         p
     }
 
@@ -316,7 +327,9 @@ impl CsvChunks {
         if self.eof {
             return Ok(None);
         }
-        if self.pos > 0 {
+        // Consumed bytes are dropped once they are half the buffer, so that small chunks do not
+        // move the rest of a large buffer each time.
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
