@@ -14,7 +14,9 @@ use std::path::Path;
 
 use crate::error::{DataError, Result};
 use crate::raw::{RawColumn, RawLog};
-use crate::schema::{Schema, Side};
+use crate::schema::{Kind, Schema, Side};
+
+use rayon::prelude::*;
 
 /// A log file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,26 +357,30 @@ impl LogReader {
     }
 }
 
-impl Iterator for LogReader {
-    type Item = Result<RawLog>;
-
-    fn next(&mut self) -> Option<Result<RawLog>> {
+impl LogReader {
+    /// The next chunk as pieces in file order (concatenated, they are the chunk), skipping
+    /// chunks whose rows were all dropped.
+    fn next_parts(&mut self) -> Option<Result<Vec<RawLog>>> {
         if self.finished {
             return None;
         }
         loop {
-            let chunk = match &mut self.inner {
-                Inner::Csv(c) => c.next_chunk(&mut self.report),
-                Inner::Parquet(p) => p.next_chunk(&mut self.report),
+            let parts = match &mut self.inner {
+                Inner::Csv(c) => c.next_parts(&mut self.report),
+                Inner::Parquet(p) => p.next_chunk(&mut self.report).map(|c| c.map(|c| vec![c])),
             };
-            match chunk {
+            match parts {
                 Err(e) => {
                     self.finished = true;
                     return Some(Err(e));
                 }
-                Ok(Some(log)) if log.n_rows > 0 => return Some(Ok(log)),
-                // Every row of this chunk was skipped: go on to the next one.
-                Ok(Some(_)) => continue,
+                Ok(Some(mut parts)) => {
+                    parts.retain(|p| p.n_rows > 0);
+                    if !parts.is_empty() {
+                        return Some(Ok(parts));
+                    }
+                    // Every row of this chunk was skipped: go on to the next one.
+                }
                 Ok(None) => {
                     self.finished = true;
                     if self.report.rows_read == 0 {
@@ -395,6 +401,14 @@ impl Iterator for LogReader {
                 }
             }
         }
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<RawLog>;
+
+    fn next(&mut self) -> Option<Result<RawLog>> {
+        self.next_parts().map(|parts| parts.map(concat))
     }
 }
 
@@ -427,13 +441,86 @@ pub fn read_csv_from(
 }
 
 fn collect_chunks(reader: &mut LogReader) -> Result<RawLog> {
-    let mut log: Option<RawLog> = None;
-    for chunk in reader.by_ref() {
-        let chunk = chunk?;
-        match &mut log {
-            None => log = Some(chunk),
-            Some(l) => l.append(chunk)?,
+    // Pieces of every chunk are joined once at the end, into columns of the final size.
+    let mut parts = Vec::new();
+    while let Some(p) = reader.next_parts() {
+        parts.extend(p?);
+    }
+    Ok(concat(parts))
+}
+
+/// Joins logs of the same columns (pieces of one file), in order: each column is built once at
+/// its final size, columns in parallel.
+fn concat(mut parts: Vec<RawLog>) -> RawLog {
+    if parts.len() <= 1 {
+        return parts.pop().unwrap_or_default();
+    }
+    let n_rows = parts.iter().map(|p| p.n_rows).sum();
+    let source = parts[0].source.clone();
+    let names: Vec<String> = parts[0].columns.iter().map(|(n, _)| n.clone()).collect();
+    let mut by_column: Vec<Vec<RawColumn>> = names.iter().map(|_| Vec::new()).collect();
+    let (mut click, mut duration, mut time) = (Vec::new(), Vec::new(), Vec::new());
+    for p in parts {
+        for (j, (_, c)) in p.columns.into_iter().enumerate() {
+            by_column[j].push(c);
+        }
+        click.push(p.click);
+        duration.push(p.duration);
+        time.push(p.time);
+    }
+    fn join<T>(parts: Vec<Option<Vec<T>>>) -> Option<Vec<T>> {
+        let mut out: Option<Vec<T>> = None;
+        let total = parts.iter().flatten().map(Vec::len).sum();
+        for v in parts.into_iter().flatten() {
+            out.get_or_insert_with(|| Vec::with_capacity(total))
+                .extend(v);
+        }
+        out
+    }
+    // The joined columns are allocated here and filled in parallel (see `csv_reader` on why
+    // large buffers are not allocated on the workers).
+    let joined: Vec<RawColumn> = by_column.iter().map(|c| room_for(c)).collect();
+    let columns: Vec<(String, RawColumn)> = names
+        .into_par_iter()
+        .zip(joined)
+        .zip(by_column)
+        .map(|((name, mut out), cols)| {
+            for c in cols {
+                out.append(c);
+            }
+            (name, out)
+        })
+        .collect();
+    RawLog {
+        source,
+        columns,
+        click: join(click),
+        duration: join(duration),
+        time: join(time),
+        n_rows,
+    }
+}
+
+/// An empty column with room for the rows of `cols` (all of one kind).
+fn room_for(cols: &[RawColumn]) -> RawColumn {
+    let rows = cols.iter().map(RawColumn::len).sum();
+    match cols[0].kind() {
+        Kind::Categorical => RawColumn::Categorical(Vec::with_capacity(rows)),
+        Kind::Dense => RawColumn::Dense(Vec::with_capacity(rows)),
+        Kind::MultiHot => {
+            let n_tokens = cols
+                .iter()
+                .map(|c| match c {
+                    RawColumn::MultiHot { tokens, .. } => tokens.len(),
+                    _ => 0,
+                })
+                .sum();
+            let mut offsets = Vec::with_capacity(rows + 1);
+            offsets.push(0);
+            RawColumn::MultiHot {
+                tokens: Vec::with_capacity(n_tokens),
+                offsets,
+            }
         }
     }
-    Ok(log.expect("a reader yields rows or an error"))
 }
