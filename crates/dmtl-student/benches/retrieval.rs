@@ -1,10 +1,12 @@
 //! Exact top-100 retrieval at the reference sizes: 1,024 queries against 200,000 and 1,000,000
 //! items of 64 floats (seeded standard normal vectors). Throughput is in queries.
 //!
-//! `DMTL_RETRIEVAL_SWEEP=1` also times other block sizes and the all-BLAS-threads variant.
+//! `default` is the bf16 filter with exact rescoring where the CPU has AVX-512 BF16, `gemm` the
+//! f32 GEMM path. `DMTL_RETRIEVAL_SWEEP=1` also times other block sizes and the
+//! all-BLAS-threads variant of the GEMM path.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dmtl_student::retrieval::{top_k_with, SearchOptions, Threading};
+use dmtl_student::retrieval::{top_k_with, Kernel, SearchOptions, Threading};
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -25,8 +27,24 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("retrieval_{n}x{d}_k{k}"));
         g.throughput(Throughput::Elements(nq as u64));
         g.sample_size(10);
-        let mut variants = vec![("default".to_string(), SearchOptions::default())];
+        let gemm = SearchOptions {
+            kernel: Kernel::Gemm,
+            ..SearchOptions::default()
+        };
+        let mut variants = vec![
+            ("default".to_string(), SearchOptions::default()),
+            ("gemm".to_string(), gemm),
+        ];
         if sweep {
+            for ib in [256, 2048, 8192] {
+                variants.push((
+                    format!("filter_i{ib}"),
+                    SearchOptions {
+                        item_block: ib,
+                        ..SearchOptions::default()
+                    },
+                ));
+            }
             for (qb, ib) in [
                 (128, 1024),
                 (256, 256),
@@ -40,6 +58,7 @@ fn bench(c: &mut Criterion) {
                         query_block: qb,
                         item_block: ib,
                         threading: Threading::RayonTasks,
+                        kernel: Kernel::Gemm,
                     },
                 ));
             }
@@ -50,6 +69,7 @@ fn bench(c: &mut Criterion) {
                         query_block: qb,
                         item_block: ib,
                         threading: Threading::BlasThreads,
+                        kernel: Kernel::Gemm,
                     },
                 ));
             }
