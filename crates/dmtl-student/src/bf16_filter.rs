@@ -114,7 +114,7 @@ fn round_down(x: f64) -> f32 {
 
 /// Exact score: the f32 products (exact in f64) summed in f64 in a fixed order (16 running
 /// sums over the components, added pairwise, then the tail), rounded once to f32.
-#[inline]
+#[inline(always)]
 pub(crate) fn exact_dot(q: &[f32], x: &[f32]) -> f32 {
     let mut acc = [0f64; 16];
     let (qc, xc) = (q.chunks_exact(16), x.chunks_exact(16));
@@ -136,6 +136,22 @@ pub(crate) fn exact_dot(q: &[f32], x: &[f32]) -> f32 {
         s += *a as f64 * *b as f64;
     }
     s as f32
+}
+
+/// [`exact_dot`] compiled with AVX-512 (same operations in the same order, so the same
+/// result; products of f32 values are exact in f64, so no fused multiply-add can differ).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exact_dot_wide(q: &[f32], x: &[f32]) -> f32 {
+    exact_dot(q, x)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn exact_dot_wide(q: &[f32], x: &[f32]) -> f32 {
+    exact_dot(q, x)
 }
 
 /// Norm in f64 when every component is finite and at most [`LIMIT`] in magnitude.
@@ -418,7 +434,9 @@ fn search_task(
                             continue;
                         }
                         let x = items.row(i as usize);
-                        let r = exact_dot(qrow, x.as_slice().expect("standard layout"));
+                        // SAFETY: `supported()` includes AVX-512F.
+                        let r =
+                            unsafe { exact_dot_wide(qrow, x.as_slice().expect("standard layout")) };
                         if st[n].offer(r, i) {
                             thr[n] = st[n].threshold(err[n]);
                         }
