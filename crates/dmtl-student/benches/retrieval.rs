@@ -3,7 +3,10 @@
 //!
 //! `default` is the bf16 filter with exact rescoring where the CPU has AVX-512 BF16, `gemm` the
 //! f32 GEMM path. `DMTL_RETRIEVAL_SWEEP=1` also times other block sizes and the
-//! all-BLAS-threads variant of the GEMM path.
+//! all-BLAS-threads variant of the GEMM path. `DMTL_RETRIEVAL_CPU=1` first prints queries per
+//! CPU-second of this process (best of 5) for `default` and `gemm`, a figure that stays
+//! meaningful when other processes share the machine (compare `qps_per_cpu_s` of
+//! `faiss_compare.py`).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dmtl_student::retrieval::{top_k_with, Kernel, SearchOptions, Threading};
@@ -15,6 +18,23 @@ use rand_distr::{Distribution, StandardNormal};
 fn normal(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Array2::from_shape_simple_fn((rows, cols), || StandardNormal.sample(&mut rng))
+}
+
+/// CPU time of this process (all threads), in seconds.
+fn cpu_seconds() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_PROCESS_CPUTIME_ID: i32 = 2;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: a valid pointer to a timespec-shaped struct.
+    unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.sec as f64 + ts.nsec as f64 * 1e-9
 }
 
 fn bench(c: &mut Criterion) {
@@ -35,6 +55,23 @@ fn bench(c: &mut Criterion) {
             ("default".to_string(), SearchOptions::default()),
             ("gemm".to_string(), gemm),
         ];
+        if cfg!(target_os = "linux") && std::env::var("DMTL_RETRIEVAL_CPU").is_ok_and(|v| v == "1")
+        {
+            for (name, opts) in &variants {
+                top_k_with(queries.view(), items.view(), k, None, *opts).unwrap();
+                let best = (0..5)
+                    .map(|_| {
+                        let t = cpu_seconds();
+                        top_k_with(queries.view(), items.view(), k, None, *opts).unwrap();
+                        cpu_seconds() - t
+                    })
+                    .fold(f64::INFINITY, f64::min);
+                println!(
+                    "retrieval_{n}x{d}_k{k}/{name}: {:.0} queries per CPU-second",
+                    nq as f64 / best
+                );
+            }
+        }
         if sweep {
             for ib in [256, 2048, 8192] {
                 variants.push((
