@@ -444,7 +444,7 @@ fn search_task(
                 }
             }
             for &i in &block.exact {
-                for n in 0..NQ {
+                for (n, s) in st.iter_mut().enumerate() {
                     let q = qp.rows[p * NQ + n];
                     if q == usize::MAX {
                         continue;
@@ -456,7 +456,7 @@ fn search_task(
                         queries.row(q).as_slice().expect("standard layout"),
                         items.row(i as usize).as_slice().expect("standard layout"),
                     );
-                    st[n].offer(r, i);
+                    s.offer(r, i);
                 }
             }
         }
