@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod bf16_filter;
 pub mod config;
 pub mod error;
 pub mod eval;

@@ -10,6 +10,11 @@
 //! each issuing single-threaded GEMMs (see [`dmtl_tensor::threads`]); partial results of the
 //! item ranges of one query are merged at the end.
 //!
+//! On CPUs with AVX-512 BF16 the default [`Kernel::Auto`] replaces the GEMM by a bf16 filter
+//! with a rigorous error bound: only items whose score could reach a query's current K-th best
+//! are rescored exactly (f64 sums of the f32 products, rounded once to f32), so the result is
+//! still exactly the top K of those exact scores; see `bf16_filter.rs`.
+//!
 //! Ordering is deterministic: higher score first, and among equal scores the lower item index.
 //! Scores whose value is NaN (from NaN or infinite vector components) make that item
 //! ineligible for that query, as if it were excluded.
@@ -87,10 +92,29 @@ pub enum RetrievalError {
 pub struct SearchOptions {
     /// Queries per GEMM tile.
     pub query_block: usize,
-    /// Items per GEMM tile.
+    /// Items per GEMM tile, and per block of the bf16 filter (rounded up to 32).
     pub item_block: usize,
-    /// Threading: see [`Threading`].
+    /// Threading of the GEMM path: see [`Threading`].
     pub threading: Threading,
+    /// How scores are computed: see [`Kernel`].
+    pub kernel: Kernel,
+}
+
+/// How scores are computed; the result is the same exact top-K either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// A bf16 filter with exact rescoring where the CPU has AVX-512 BF16 (see
+    /// [`bf16_filter_supported`]), else [`Kernel::Gemm`]. Queries with a non-finite component
+    /// or one above ~1e15 in magnitude take the GEMM path; such items are scored exactly.
+    Auto,
+    /// f32 GEMM tiles scanned against the running K-th best score.
+    Gemm,
+}
+
+/// `true` when this CPU runs the bf16 filter of [`Kernel::Auto`] (x86-64 with AVX-512F and
+/// AVX-512 BF16).
+pub fn bf16_filter_supported() -> bool {
+    crate::bf16_filter::supported()
 }
 
 /// Where the parallelism of a search comes from.
@@ -108,6 +132,7 @@ impl Default for SearchOptions {
             query_block: 256,
             item_block: 512,
             threading: Threading::RayonTasks,
+            kernel: Kernel::Auto,
         }
     }
 }
@@ -174,6 +199,39 @@ pub fn top_k_with(
         None => None,
         Some(lists) => Some(sorted_exclusions(lists, nq, ni)?),
     };
+    if opts.kernel == Kernel::Auto
+        && nq > 0
+        && ni > 0
+        && (1..=crate::bf16_filter::MAX_DIM).contains(&d)
+        && crate::bf16_filter::supported()
+    {
+        let mut lists =
+            crate::bf16_filter::search(queries, items, k, exclude.as_deref(), opts.item_block);
+        let rest: Vec<usize> = (0..nq).filter(|&q| lists[q].is_none()).collect();
+        if !rest.is_empty() {
+            // Queries the filter cannot bound: exact GEMM path.
+            let sub = queries.select(Axis(0), &rest);
+            let sub_ex: Option<Vec<Vec<u32>>> = exclude
+                .as_ref()
+                .map(|ex| rest.iter().map(|&q| ex[q].clone()).collect());
+            let cands = match opts.threading {
+                Threading::RayonTasks => {
+                    search_rayon(sub.view(), items, k, sub_ex.as_deref(), opts)
+                }
+                Threading::BlasThreads => {
+                    search_blas(sub.view(), items, k, sub_ex.as_deref(), opts)
+                }
+            };
+            for (&q, c) in rest.iter().zip(cands) {
+                lists[q] = Some(c.into_sorted());
+            }
+        }
+        return Ok(assemble_lists(
+            lists.into_iter().map(|l| l.expect("every query answered")),
+            nq,
+            k,
+        ));
+    }
     let cands = match opts.threading {
         Threading::RayonTasks => search_rayon(queries, items, k, exclude.as_deref(), opts),
         Threading::BlasThreads => search_blas(queries, items, k, exclude.as_deref(), opts),
@@ -213,7 +271,7 @@ fn sorted_exclusions(
 
 /// Ranking order of (score, index) pairs: higher score first, then the lower index.
 #[inline]
-fn rank_order(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
+pub(crate) fn rank_order(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
     // Candidates are never NaN, so the partial order is total here.
     b.0.partial_cmp(&a.0)
         .unwrap_or(Ordering::Equal)
@@ -559,10 +617,15 @@ fn search_blas(
 
 fn assemble(cands: Vec<Candidates>, k: usize) -> TopK {
     let nq = cands.len();
+    assemble_lists(cands.into_iter().map(Candidates::into_sorted), nq, k)
+}
+
+/// Builds the result from each query's ranked list (at most `k` long).
+fn assemble_lists(lists: impl Iterator<Item = Vec<(f32, u32)>>, nq: usize, k: usize) -> TopK {
     let mut indices = Array2::from_elem((nq, k), PAD_INDEX);
     let mut scores = Array2::from_elem((nq, k), f32::NEG_INFINITY);
-    for (q, h) in cands.into_iter().enumerate() {
-        for (j, (s, i)) in h.into_sorted().into_iter().enumerate() {
+    for (q, list) in lists.enumerate() {
+        for (j, (s, i)) in list.into_iter().enumerate() {
             indices[[q, j]] = i;
             scores[[q, j]] = s;
         }

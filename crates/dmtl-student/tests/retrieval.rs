@@ -1,7 +1,8 @@
 //! Exact top-K against a brute-force full sort.
 
 use dmtl_student::retrieval::{
-    top_k, top_k_with, ExactIndex, RetrievalError, SearchOptions, Threading, TopK, PAD_INDEX,
+    top_k, top_k_with, ExactIndex, Kernel, RetrievalError, SearchOptions, Threading, TopK,
+    PAD_INDEX,
 };
 use ndarray::{array, Array2};
 use rand::{Rng, SeedableRng};
@@ -79,21 +80,31 @@ fn assert_same(got: &TopK, want: &TopK, exact: bool, what: &str) {
     }
 }
 
-/// Small blocks so that the tests cross many tile and task boundaries.
+/// Small blocks so that the tests cross many tile and task boundaries; both kernels (the
+/// bf16 filter only where the CPU has it, otherwise `Auto` is the GEMM path again).
 fn variants() -> Vec<SearchOptions> {
-    vec![
-        SearchOptions::default(),
-        SearchOptions {
-            query_block: 3,
-            item_block: 17,
-            threading: Threading::RayonTasks,
-        },
-        SearchOptions {
-            query_block: 5,
-            item_block: 64,
-            threading: Threading::BlasThreads,
-        },
-    ]
+    let mut v = vec![];
+    for kernel in [Kernel::Auto, Kernel::Gemm] {
+        v.extend([
+            SearchOptions {
+                kernel,
+                ..SearchOptions::default()
+            },
+            SearchOptions {
+                query_block: 3,
+                item_block: 17,
+                threading: Threading::RayonTasks,
+                kernel,
+            },
+            SearchOptions {
+                query_block: 5,
+                item_block: 64,
+                threading: Threading::BlasThreads,
+                kernel,
+            },
+        ]);
+    }
+    v
 }
 
 #[test]
@@ -181,6 +192,7 @@ fn one_query_and_more_queries_than_a_block() {
             query_block: 64,
             item_block: 256,
             threading: Threading::BlasThreads,
+            kernel: Kernel::Gemm,
         },
     )
     .unwrap();
