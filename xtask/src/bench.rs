@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the criterion benchmarks of the reference workload, then one table of
-//! every figure beside its PyTorch / Faiss / pandas twin measured in the same run, with the ratio.
+//! every figure beside its PyTorch / Faiss / pandas twin measured in the same run, with the ratio,
+//! and the peak memory of a teacher training run beside the PyTorch twin's.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// One figure: a criterion benchmark id, its unit, and how to get its twin.
@@ -98,10 +99,78 @@ pub const BENCHES: &[(&str, &str)] = &[
     ("dmtl-data", "ingest"),
 ];
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (cargo then writes criterion's
+/// results there too), else `target/` of the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
+/// Where the last peak-memory run's JSON line is kept, for `--summary-only`.
+fn memory_result(root: &Path) -> PathBuf {
+    target_dir(root).join("dmtl-memory/teacher_train.json")
+}
+
+/// Runs one teacher training run of the reference workload (release build, `threads` threads)
+/// in its own process, so that its VmHWM is that run's alone, and stores its JSON line.
+pub fn measure_memory(root: &Path, threads: usize) {
+    let t = threads.to_string();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "dmtl-teacher",
+            "--example",
+            "train_reference",
+            "--",
+            "--steps",
+            "200",
+            "--threads",
+            &t,
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let line = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find(|l| l.contains("\"peak_rss_mb\""))
+            .map(str::to_string),
+        Ok(o) => {
+            eprintln!(
+                "xtask: the teacher training run for peak memory failed ({})",
+                o.status
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("xtask: could not start cargo for the peak-memory run: {e}");
+            None
+        }
+    };
+    let Some(line) = line else { return };
+    println!("{line}");
+    let path = memory_result(root);
+    let tmp = path.with_extension("json.tmp");
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&tmp, format!("{line}\n")))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        eprintln!("xtask: could not store {}: {e}", path.display());
+    }
+}
+
 /// Median seconds per iteration of a criterion benchmark, from its `new/estimates.json`.
 fn criterion_median(root: &Path, id: &str) -> Option<f64> {
     let text = std::fs::read_to_string(
-        root.join("target/criterion")
+        target_dir(root)
+            .join("criterion")
             .join(id)
             .join("new/estimates.json"),
     )
@@ -166,6 +235,8 @@ pub fn summary(root: &Path, threads: usize) {
     }
     let mut faiss_lines: Option<Vec<String>> = None;
     let mut pandas_rate: Option<Option<f64>> = None;
+    // The teacher-training twin's peak RSS, from the same JSON line as its throughput.
+    let mut torch_teacher_mb: Option<f64> = None;
     println!("\n| figure | dmtl | twin | twin figure | ratio | target |");
     println!("|---|---:|---|---:|---:|---:|");
     for f in FIGURES {
@@ -175,6 +246,9 @@ pub fn summary(root: &Path, threads: usize) {
                 let mut a: Vec<&str> = args.to_vec();
                 a.extend(["--threads", &t, "--wait_quiet_s", "30"]);
                 let lines = python_lines(root, "benches/anchors/torch_reference.py", &a);
+                if args.contains(&"teacher_train") {
+                    torch_teacher_mb = lines.iter().find_map(|l| json_number(l, "peak_rss_mb"));
+                }
                 (
                     "PyTorch",
                     lines
@@ -234,5 +308,24 @@ pub fn summary(root: &Path, threads: usize) {
             target
         );
     }
+    let ours_mb = std::fs::read_to_string(memory_result(root))
+        .ok()
+        .and_then(|s| json_number(&s, "peak_rss_mb"));
+    let mb = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} MB"));
+    let ratio = match (ours_mb, torch_teacher_mb) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    };
+    println!(
+        "| peak memory, teacher training run | {} | PyTorch | {} | {} | <= 0.33x |",
+        mb(ours_mb),
+        mb(torch_teacher_mb),
+        ratio
+    );
     println!("\nMedians; dmtl from criterion (target/criterion), twins measured just now with {threads} threads.");
+    println!(
+        "Peak memory: VmHWM of a 200-step teacher training run (crates/dmtl-teacher/examples/train_reference.rs, \
+         {}) beside the twin's ru_maxrss; lower is better.",
+        memory_result(root).display()
+    );
 }

@@ -18,8 +18,10 @@ Commands:
   test [args]      The whole test suite (`cargo test --workspace`); extra args go to cargo test.
   bench [args]     The criterion benchmarks of the reference workload (teacher and student
                    steps, scoring, retrieval, ingest), then one table of every figure beside
-                   its PyTorch / Faiss / pandas twin measured in the same run, and the ratio.
-                   `--summary-only` re-reads the last criterion results. Every crate's own
+                   its PyTorch / Faiss / pandas twin measured in the same run, and the ratio;
+                   also the peak memory of a teacher training run beside PyTorch's.
+                   `--summary-only` re-reads the last criterion results (and the last
+                   peak-memory run, under the target dir). Every crate's own
                    benches: `cargo bench --workspace`.
   train|score|export|retrieve|simulate [args]
                    The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
@@ -76,6 +78,7 @@ fn main() {
                     c.args(rest);
                     run(c);
                 }
+                bench::measure_memory(&root, threads);
             }
             bench::summary(&root, threads);
         }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
-use crate::fsutil::{create_run_dir, run_dir_path, write_text};
+use crate::fsutil::{create_run_dir, run_dir_path, write_text, StagedRunDir};
 use crate::progress::Progress;
 use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
@@ -23,7 +23,9 @@ use crate::table::{check_output_path, write_table, Column};
 /// Runs `dmtl train`: the pipeline of the configuration file into a run folder (`out`, or
 /// `runs/train-<timestamp>`). The configuration, the data and (with `stages.teacher = "load"`)
 /// the earlier run's teacher are checked before anything is written: bad input leaves `out`
-/// as it was, or not created.
+/// as it was, or not created. The run is built in a sibling folder and swapped in whole once
+/// complete, so a run failing later (the teacher diverges, the disk fills) also leaves `out`
+/// as it was ([`StagedRunDir`]).
 pub fn train(
     config: &Path,
     out: Option<&Path>,
@@ -39,11 +41,15 @@ pub fn train_config(
     out: Option<&Path>,
     progress: &Progress,
 ) -> Result<(PathBuf, RunMetrics)> {
-    // Created by the pipeline once the data has been read: bad input creates no folder.
     let dir = run_dir_path(out, "train");
     info!(dir = %dir.display(), "run folder");
     let seed = cfg.student.seed;
-    let m = run_pipeline(cfg, &dir, "train", seed, progress)?;
+    // The build folder is created by the pipeline once the data has been read (bad input
+    // creates nothing) and removed when the pipeline fails. A resumed run would instead keep
+    // writing into `dir` itself, which `run_pipeline` allows.
+    let stage = StagedRunDir::new(&dir)?;
+    let m = run_pipeline(cfg, stage.path(), "train", seed, progress)?;
+    let dir = stage.commit()?;
     Ok((dir, m))
 }
 

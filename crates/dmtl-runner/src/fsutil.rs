@@ -112,6 +112,122 @@ pub fn run_dir_path(out: Option<&Path>, command: &str) -> PathBuf {
     }
 }
 
+/// A run folder built beside its final place and swapped in whole once complete, so that a run
+/// failing half-way (the teacher diverges, the disk fills) leaves an earlier folder at that
+/// path as it was, and a crash leaves either the old folder or the new one whole.
+///
+/// The build folder is the sibling `.<name>.new-<pid>` (same file system, so renames are
+/// atomic); it is created by whoever writes into [`StagedRunDir::path`], and removed when the
+/// value is dropped without [`StagedRunDir::commit`].
+#[derive(Debug)]
+pub struct StagedRunDir {
+    target: PathBuf,
+    staging: PathBuf,
+    committed: bool,
+}
+
+/// `dir`'s parent, `.` for a bare name, so that siblings can be named.
+fn parent_of(dir: &Path) -> &Path {
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// The sibling `.<name>.<tag>-<pid>` of `dir`.
+fn sibling(dir: &Path, tag: &str) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+    parent_of(dir).join(format!(".{name}.{tag}-{}", std::process::id()))
+}
+
+/// Makes the renames in `dir` durable (a no-op where directories cannot be opened).
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+impl StagedRunDir {
+    /// Plans a build of the run folder `target` in a fresh sibling; creates nothing yet.
+    pub fn new(target: &Path) -> Result<StagedRunDir> {
+        let staging = sibling(target, "new");
+        // A leftover of an earlier process with the same id (a crash before its swap).
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging)
+                .with_context(|| format!("removing the leftover {}", staging.display()))?;
+        }
+        Ok(StagedRunDir {
+            target: target.to_path_buf(),
+            staging,
+            committed: false,
+        })
+    }
+
+    /// Where the run is built.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Moves the built folder to its final place: an existing folder there is renamed aside
+    /// (`.<name>.old-<pid>`), the new one renamed in, then the old one removed.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let parent = parent_of(&self.target).to_path_buf();
+        let aside = sibling(&self.target, "old");
+        let had_old = self.target.exists();
+        if had_old {
+            if aside.exists() {
+                std::fs::remove_dir_all(&aside)
+                    .with_context(|| format!("removing the leftover {}", aside.display()))?;
+            }
+            std::fs::rename(&self.target, &aside).with_context(|| {
+                format!(
+                    "moving the earlier run {} aside to {}",
+                    self.target.display(),
+                    aside.display()
+                )
+            })?;
+        }
+        if let Err(e) = std::fs::rename(&self.staging, &self.target) {
+            // Put the earlier run back; the new one stays removable by Drop.
+            let restored = !had_old || std::fs::rename(&aside, &self.target).is_ok();
+            let mut err = anyhow::Error::new(e).context(format!(
+                "moving the new run {} to {}",
+                self.staging.display(),
+                self.target.display()
+            ));
+            if !restored {
+                err = err.context(format!(
+                    "the earlier run is whole in {}: rename it back to {}",
+                    aside.display(),
+                    self.target.display()
+                ));
+            }
+            return Err(err);
+        }
+        self.committed = true;
+        sync_dir(&parent);
+        if had_old {
+            std::fs::remove_dir_all(&aside).with_context(|| {
+                format!(
+                    "removing the earlier run {} (the new run is in place)",
+                    aside.display()
+                )
+            })?;
+        }
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for StagedRunDir {
+    fn drop(&mut self) {
+        if !self.committed && self.staging.exists() {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +262,63 @@ mod tests {
         write_text(&p, "x").unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&p), mode(&plain));
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_committed_stage_replaces_the_folder_whole_and_leaves_no_sibling() {
+        let t = tempfile::tempdir().unwrap();
+        let run = t.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        write_text(&run.join("old_only.txt"), "old").unwrap();
+        write_text(&run.join("both.txt"), "old").unwrap();
+        let stage = StagedRunDir::new(&run).unwrap();
+        std::fs::create_dir_all(stage.path()).unwrap();
+        write_text(&stage.path().join("both.txt"), "new").unwrap();
+        // Until the commit, the old folder is untouched.
+        assert_eq!(listing(&run), ["both.txt", "old_only.txt"]);
+        assert_eq!(stage.commit().unwrap(), run);
+        assert_eq!(listing(&run), ["both.txt"]);
+        assert_eq!(
+            std::fs::read_to_string(run.join("both.txt")).unwrap(),
+            "new"
+        );
+        assert_eq!(listing(t.path()), ["run"]);
+    }
+
+    #[test]
+    fn a_dropped_stage_leaves_the_old_folder_and_removes_the_new_one() {
+        let t = tempfile::tempdir().unwrap();
+        let run = t.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        write_text(&run.join("a.txt"), "old").unwrap();
+        {
+            let stage = StagedRunDir::new(&run).unwrap();
+            std::fs::create_dir_all(stage.path()).unwrap();
+            write_text(&stage.path().join("a.txt"), "new").unwrap();
+        }
+        assert_eq!(listing(t.path()), ["run"]);
+        assert_eq!(std::fs::read_to_string(run.join("a.txt")).unwrap(), "old");
+    }
+
+    #[test]
+    fn a_stage_for_a_new_folder_creates_it_only_on_commit() {
+        let t = tempfile::tempdir().unwrap();
+        let run = t.path().join("fresh");
+        let stage = StagedRunDir::new(&run).unwrap();
+        std::fs::create_dir_all(stage.path()).unwrap();
+        write_text(&stage.path().join("a.txt"), "new").unwrap();
+        assert!(!run.exists());
+        stage.commit().unwrap();
+        assert_eq!(listing(t.path()), ["fresh"]);
+        assert_eq!(listing(&run), ["a.txt"]);
     }
 }
