@@ -425,9 +425,11 @@ impl Adam {
     /// True when the update of `id` with `g` keeps every value finite; reads only.
     fn update_is_finite(&self, c: &AdamStep, store: &ParamStore, id: ParamId, g: &Grad) -> bool {
         let value = store.value(id);
-        let state = self.m.get(id.0).and_then(|m| m.as_ref()).zip(
-            self.v.get(id.0).and_then(|v| v.as_ref()),
-        );
+        let state = self
+            .m
+            .get(id.0)
+            .and_then(|m| m.as_ref())
+            .zip(self.v.get(id.0).and_then(|v| v.as_ref()));
         match g {
             Grad::Dense(d) => match state {
                 Some((m, v)) => {

@@ -235,7 +235,9 @@ fn adam_try_step_refuses_an_overflowing_update_and_changes_nothing() {
     assert_eq!(opt.steps(), 1);
     // The unchecked step really would have written non-finite values.
     opt.step(&mut s, &mixed_grads(3, 1.0));
-    assert!(s.iter().any(|(_, p)| p.value.iter().any(|x| !x.is_finite())));
+    assert!(s
+        .iter()
+        .any(|(_, p)| p.value.iter().any(|x| !x.is_finite())));
 }
 
 #[test]
@@ -297,5 +299,8 @@ fn adam_state_round_trips_through_safetensors_and_names_a_foreign_tensor() {
         .load_state_safetensors(&bytes, &other, std::path::Path::new("adam.safetensors"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("adam.safetensors") && err.contains("m.big"), "{err}");
+    assert!(
+        err.contains("adam.safetensors") && err.contains("m.big"),
+        "{err}"
+    );
 }
