@@ -72,7 +72,13 @@ fn start_and_stop(dir: &Path, n: usize) {
     let mut t = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
     let mut opts = cfg.train.clone();
     opts.stop_after_batches = Some(n);
-    let r = t.train_from(&train, Some(&valid), &opts, Some(&StateDir::fresh(dir)), |_| {});
+    let r = t.train_from(
+        &train,
+        Some(&valid),
+        &opts,
+        Some(&StateDir::fresh(dir)),
+        |_| {},
+    );
     assert!(matches!(r, Err(TeacherError::Interrupted { .. })), "{r:?}");
 }
 
@@ -85,9 +91,15 @@ fn stopped_and_resumed_runs_end_with_the_same_bytes_and_metrics() {
     // 3,000 rows in batches of 128: 24 batches per epoch.
     for (name, stops) in [
         ("mid-epoch", vec![Some(10), None]),
-        ("mid-epoch twice, across an epoch end", vec![Some(7), Some(30), None]),
+        (
+            "mid-epoch twice, across an epoch end",
+            vec![Some(7), Some(30), None],
+        ),
         ("at an epoch boundary", vec![Some(24), None]),
-        ("right after a checkpoint_every write", vec![Some(5), Some(24), None]),
+        (
+            "right after a checkpoint_every write",
+            vec![Some(5), Some(24), None],
+        ),
     ] {
         let (h2, b2) = run(&dir.path().join(name.replace(' ', "_")), &stops);
         assert_eq!(h2, h, "{name}: histories differ");
@@ -116,10 +128,17 @@ fn the_state_directory_holds_one_consistent_generation() {
     // no temporary file. No epoch ended yet, so there is no best-parameters file.
     assert_eq!(
         names,
-        ["adam-000003.safetensors", "params-000003.safetensors", "state.toml"]
+        [
+            "adam-000003.safetensors",
+            "params-000003.safetensors",
+            "state.toml"
+        ]
     );
     let manifest = std::fs::read_to_string(state.join("state.toml")).unwrap();
-    assert!(manifest.contains("format = 1") && manifest.contains("batch = 12"), "{manifest}");
+    assert!(
+        manifest.contains("format = 1") && manifest.contains("batch = 12"),
+        "{manifest}"
+    );
 }
 
 #[test]
@@ -134,7 +153,13 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
     cfg.train.lr = 1e-2;
     let mut t = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
     let err = t
-        .train_from(&train, None, &cfg.train, Some(&StateDir::resume(&state)), |_| {})
+        .train_from(
+            &train,
+            None,
+            &cfg.train,
+            Some(&StateDir::resume(&state)),
+            |_| {},
+        )
         .unwrap_err()
         .to_string();
     assert!(
@@ -147,23 +172,43 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
     let mut t = Teacher::new(wide.clone(), &schema, &vocabs).unwrap();
     let before = t.store().to_safetensors_bytes();
     let err = t
-        .train_from(&train, None, &wide.train, Some(&StateDir::resume(&state)), |_| {})
+        .train_from(
+            &train,
+            None,
+            &wide.train,
+            Some(&StateDir::resume(&state)),
+            |_| {},
+        )
         .unwrap_err()
         .to_string();
     assert!(err.contains("config.expert_hidden"), "{err}");
-    assert!(t.store().to_safetensors_bytes() == before, "a refused state changed the model");
+    assert!(
+        t.store().to_safetensors_bytes() == before,
+        "a refused state changed the model"
+    );
     // A tensor file that does not fit (a copied file): the error names it and the tensor.
     let params = std::fs::read_dir(&state)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("params-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("params-")
+        })
         .unwrap();
     let other = Teacher::new(wide.clone(), &schema, &vocabs).unwrap();
     other.store().save(&params).unwrap();
     let cfg = config();
     let mut t = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
     let err = t
-        .train_from(&train, None, &cfg.train, Some(&StateDir::resume(&state)), |_| {})
+        .train_from(
+            &train,
+            None,
+            &cfg.train,
+            Some(&StateDir::resume(&state)),
+            |_| {},
+        )
         .unwrap_err()
         .to_string();
     assert!(
@@ -176,8 +221,17 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
         .replace("model = \"teacher\"", "model = \"student\"");
     std::fs::write(state.join("state.toml"), text).unwrap();
     let err = t
-        .train_from(&train, None, &cfg.train, Some(&StateDir::resume(&state)), |_| {})
+        .train_from(
+            &train,
+            None,
+            &cfg.train,
+            Some(&StateDir::resume(&state)),
+            |_| {},
+        )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("state.toml") && err.contains("`model`"), "{err}");
+    assert!(
+        err.contains("state.toml") && err.contains("`model`"),
+        "{err}"
+    );
 }
