@@ -37,6 +37,7 @@ pub mod raw;
 pub mod read;
 pub mod schema;
 pub mod sim;
+pub mod stream;
 pub mod vocab;
 pub mod write;
 
@@ -47,5 +48,8 @@ pub use read::{
     read_csv_from, read_log, read_log_with_report, Format, LogReader, ReadOptions, ReadReport,
 };
 pub use schema::{ColumnSpec, Defaults, IdColumns, Kind, LabelColumns, Schema, Side, SplitSpec};
+pub use stream::{
+    check_batch_labels, check_dataset_labels, check_labels, BatchSource, StreamSource,
+};
 pub use vocab::{Vocabularies, Vocabulary, OOV};
 pub use write::{write_csv, write_parquet};

@@ -55,6 +55,16 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Clip the global gradient norm to this value (`None`: no clipping).
     pub clip_norm: Option<f64>,
+    /// What a batch whose loss, gradient or update is NaN or infinite does: stop with an error
+    /// (default) or skip its update (counted in the epoch report; an epoch whose every batch
+    /// is skipped is still an error).
+    pub on_non_finite: dmtl_teacher::config::OnNonFinite,
+    /// With a state directory, write the training state every this many batches (0: only at
+    /// the end of each epoch).
+    pub checkpoint_every: usize,
+    /// Stop after this many batches of this call (the state is written first) and return
+    /// [`StudentError::Interrupted`]; `None`: never.
+    pub stop_after_batches: Option<usize>,
 }
 
 impl Default for TrainOptions {
@@ -67,6 +77,9 @@ impl Default for TrainOptions {
             patience: 2,
             seed: 7,
             clip_norm: None,
+            on_non_finite: dmtl_teacher::config::OnNonFinite::Stop,
+            checkpoint_every: 0,
+            stop_after_batches: None,
         }
     }
 }
@@ -181,6 +194,9 @@ impl StudentConfig {
         }
         if t.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
             return err("train.clip_norm", "must be a finite number > 0");
+        }
+        if t.stop_after_batches == Some(0) {
+            return err("train.stop_after_batches", "must be at least 1");
         }
         Ok(())
     }

@@ -152,9 +152,28 @@ impl JointTrainer {
         &mut self,
         train: &Dataset,
         valid: Option<&Dataset>,
+        progress: impl FnMut(&TrainEvent),
+    ) -> Result<TrainHistory> {
+        self.train_from(train, valid, None, progress)
+    }
+
+    /// [`JointTrainer::train`] keeping a training state in `state.dir` that an interrupted
+    /// run resumes from (model name `joint`; see [`Student::train_from`]).
+    pub fn train_from(
+        &mut self,
+        train: &Dataset,
+        valid: Option<&Dataset>,
+        state: Option<&dmtl_teacher::train::state::StateDir>,
         mut progress: impl FnMut(&TrainEvent),
     ) -> Result<TrainHistory> {
         let opts: TrainOptions = self.student.config().train.clone();
+        let fingerprint = {
+            use dmtl_teacher::train::state::config_value;
+            let mut t = toml::Table::new();
+            t.insert("teacher".into(), config_value(self.teacher.config())?);
+            t.insert("student".into(), config_value(self.student.config())?);
+            toml::Value::Table(t)
+        };
         check_labelled("training", train)?;
         self.teacher.embeddings().check_dataset(train)?;
         self.towers.check_dataset(train)?;
@@ -168,14 +187,17 @@ impl JointTrainer {
             &mut store,
             &opts,
             train,
+            "joint",
+            &fingerprint,
+            state,
             |store, batch| {
                 let g = Graph::new(store);
                 let l = this.losses(&g, batch);
-                StepLoss {
+                Ok(StepLoss {
                     total: g.scalar(l.total),
                     teacher: Some(g.scalar(l.teacher)),
                     grads: g.backward(l.total),
-                }
+                })
             },
             |store| {
                 let Some(v) = valid else { return Ok(None) };

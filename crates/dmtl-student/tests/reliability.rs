@@ -159,3 +159,67 @@ fn a_checkpoint_with_other_widths_names_the_tensor_and_shapes() {
     );
     assert!(err.contains("user"), "the tensor is not named: {err}");
 }
+
+fn all_finite(s: &Student) -> bool {
+    s.store()
+        .iter()
+        .all(|(_, p)| p.value.iter().all(|x| x.is_finite()))
+}
+
+#[test]
+fn a_nan_label_is_an_error_naming_the_set_row_and_column() {
+    let (schema, vocabs, mut train, valid, teacher) = setup();
+    train.click[7] = f32::NAN;
+    let mut s = Student::new(config(vec![16, 8], 1), &schema, &vocabs).unwrap();
+    let err = s
+        .train(&train, Some(&valid), Some(&teacher), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("training set") && err.contains("row 7") && err.contains("`click`"),
+        "{err}"
+    );
+    assert!(all_finite(&s));
+}
+
+#[test]
+fn an_overflowing_learning_rate_is_an_error_naming_the_parameter_and_leaves_finite_weights() {
+    let (schema, vocabs, train, _, teacher) = setup();
+    for lr in [3e38f32, 1e30] {
+        let mut cfg = config(vec![16, 8], 2);
+        cfg.train.lr = lr;
+        let mut s = Student::new(cfg, &schema, &vocabs).unwrap();
+        let err = s
+            .train(&train, None, Some(&teacher), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epoch 0, batch"), "lr {lr}: {err}");
+        if lr > 1e38 {
+            // Adam's first update is infinite: refused, naming the parameter.
+            assert!(err.contains("update of `student."), "{err}");
+        }
+        assert!(all_finite(&s), "lr {lr}: non-finite weights");
+    }
+}
+
+#[test]
+fn the_students_trainer_refuses_a_non_finite_gradient() {
+    // Teacher scores are checked up front, so poison the towers instead: an infinite weight
+    // gives a finite loss only by luck, a NaN gradient always; either way the error names a
+    // step and no update is applied.
+    let (schema, vocabs, train, _, teacher) = setup();
+    let mut s = Student::new(config(vec![16, 8], 1), &schema, &vocabs).unwrap();
+    let (_, p) = s.store().iter().last().unwrap();
+    let name = p.name.clone();
+    let id = s.store().id(&name).unwrap();
+    s.store_mut().value_mut(id)[[0, 0]] = f32::INFINITY;
+    let err = s
+        .train(&train, None, Some(&teacher), |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("epoch 0, batch 0"), "{err}");
+    assert!(
+        err.contains("is not finite") || err.contains("the loss is"),
+        "{err}"
+    );
+}

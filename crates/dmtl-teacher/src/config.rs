@@ -73,6 +73,27 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Clip the global gradient norm to this value (`None`: no clipping).
     pub clip_norm: Option<f64>,
+    /// What a batch whose loss, gradient or update is NaN or infinite does: stop training
+    /// with an error (default), or skip that batch's update (counted in the epoch report;
+    /// an epoch whose every batch is skipped is still an error).
+    pub on_non_finite: OnNonFinite,
+    /// With a state directory, write the training state every this many batches (0: only at
+    /// the end of each epoch).
+    pub checkpoint_every: usize,
+    /// Stop after this many batches of this call (the state is written first) and return
+    /// [`TeacherError::Interrupted`]: how tests emulate a killed run. `None`: never.
+    pub stop_after_batches: Option<usize>,
+}
+
+/// What a batch with a NaN or infinite loss, gradient or update does to training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop with an error naming the epoch, the batch and the parameter.
+    #[default]
+    Stop,
+    /// Leave the parameters and the optimizer as they were and go on with the next batch.
+    Skip,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +105,9 @@ impl Default for TrainConfig {
             patience: 2,
             seed: 7,
             clip_norm: None,
+            on_non_finite: OnNonFinite::Stop,
+            checkpoint_every: 0,
+            stop_after_batches: None,
         }
     }
 }
@@ -161,6 +185,9 @@ impl TeacherConfig {
         }
         if t.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
             return err("train.clip_norm", "must be a finite number > 0");
+        }
+        if t.stop_after_batches == Some(0) {
+            return err("train.stop_after_batches", "must be at least 1");
         }
         Ok(())
     }

@@ -59,6 +59,47 @@ pub enum TeacherError {
         /// The parameter's name.
         parameter: String,
     },
+    /// Training diverged: a step's update would have written a NaN or infinity into a
+    /// parameter or the optimizer's state (nothing was applied).
+    #[error("epoch {epoch}, batch {batch}: the update of `{parameter}` is not finite (lower the learning rate or set train.clip_norm)")]
+    NonFiniteUpdate {
+        /// Epoch (from 0).
+        epoch: usize,
+        /// Batch within the epoch (from 0).
+        batch: usize,
+        /// The parameter's name.
+        parameter: String,
+    },
+    /// With `on_non_finite = "skip"`, every batch of an epoch was skipped.
+    #[error("epoch {epoch}: all {batches} batches had a non-finite loss, gradient or update and were skipped (first: {first})")]
+    AllSkipped {
+        /// Epoch (from 0).
+        epoch: usize,
+        /// Batches in the epoch.
+        batches: usize,
+        /// Why the first batch was skipped.
+        first: String,
+    },
+    /// A training state could not be written, read, or does not belong to this model and
+    /// configuration (the message names the file and the key or tensor).
+    #[error("{path}: {message}")]
+    State {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Training stopped on request (`train.stop_after_batches`) after writing its state;
+    /// training again with the same state directory resumes at `epoch`, `batch`.
+    #[error(
+        "training stopped as requested before epoch {epoch}, batch {batch}; the state is saved"
+    )]
+    Interrupted {
+        /// The epoch to resume in.
+        epoch: usize,
+        /// The next batch of that epoch.
+        batch: usize,
+    },
 }
 
 /// Shorthand for results of this crate.

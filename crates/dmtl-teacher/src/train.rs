@@ -1,18 +1,20 @@
 //! Training the teacher: epochs of Adam on the ESMM loss, validation after each, early stopping.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dmtl_data::{Batch, Dataset};
+use dmtl_data::{check_batch_labels, check_dataset_labels, Batch, BatchSource, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_tensor::optim::{Adam, Optimizer};
 use dmtl_tensor::parallel::data_parallel;
+use serde::{Deserialize, Serialize};
 
-use crate::config::TrainConfig;
+use crate::config::{OnNonFinite, TrainConfig};
 use crate::error::{Result, TeacherError};
 use crate::teacher::{Teacher, TeacherScores};
 
 /// Validation metrics of one epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidReport {
     /// AUC of pCTR against the click label (`None` when the set has one class only).
     pub click_auc: Option<f64>,
@@ -46,11 +48,11 @@ impl ValidReport {
 }
 
 /// What happened in one epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     /// Epoch number, from 0.
     pub epoch: usize,
-    /// Mean total loss over the epoch's impressions.
+    /// Mean total loss over the impressions of the batches trained on.
     pub train_loss: f64,
     /// Mean `BCE(click, pCTR)`.
     pub train_ctr_loss: f64,
@@ -62,6 +64,9 @@ pub struct EpochReport {
     pub train_seconds: f64,
     /// Training impressions per second.
     pub impressions_per_second: f64,
+    /// Batches whose update was skipped (`on_non_finite = "skip"`); 0 otherwise.
+    #[serde(default)]
+    pub skipped_batches: usize,
 }
 
 /// Progress reported to the callback of [`Teacher::train`].
@@ -83,7 +88,7 @@ pub enum TrainEvent {
 }
 
 /// The record of a training run.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TrainHistory {
     /// One report per epoch run.
     pub epochs: Vec<EpochReport>,
@@ -106,6 +111,9 @@ pub struct StepLoss {
     pub ctr: f32,
     /// `BCE(click & long read, pCTCVR)`.
     pub ctcvr: f32,
+    /// The first parameter whose update would have written a NaN or infinity (nothing was
+    /// then applied).
+    pub non_finite_update: Option<dmtl_tensor::ParamId>,
 }
 
 impl Teacher {
@@ -119,7 +127,7 @@ impl Teacher {
     /// ([`Teacher::train`] checks its datasets once and returns an error instead).
     pub fn train_step(
         &mut self,
-        opt: &mut impl Optimizer,
+        opt: &mut (impl Optimizer + Clone),
         batch: &Batch,
         clip_norm: Option<f64>,
     ) -> StepLoss {
@@ -155,6 +163,7 @@ impl Teacher {
             ctr: sharded.values[1],
             ctcvr: sharded.values[2],
             non_finite_grad: None,
+            non_finite_update: None,
         };
         if !values.total.is_finite() {
             return values;
@@ -170,7 +179,12 @@ impl Teacher {
         if let Some(c) = clip_norm {
             grads.clip_global_norm(c);
         }
-        opt.step(self.store_mut(), &grads);
+        if let Err(e) = opt.try_step(self.store_mut(), &grads) {
+            return StepLoss {
+                non_finite_update: Some(e.param),
+                ..values
+            };
+        }
         values
     }
 
@@ -186,75 +200,172 @@ impl Teacher {
     ///
     /// The result depends only on the configuration, the data and the thread count.
     ///
-    /// Fails when a dataset is unlabelled or does not fit the schema and vocabularies, or when
-    /// the loss becomes NaN or infinite.
+    /// Fails when a dataset is unlabelled, holds a label out of range (naming the set, the row
+    /// and the column) or does not fit the schema and vocabularies, or when a loss, gradient
+    /// or update becomes NaN or infinite (`opts.on_non_finite = "stop"`; no parameter is then
+    /// left non-finite).
     pub fn train(
         &mut self,
         train: &Dataset,
         valid: Option<&Dataset>,
         opts: &TrainConfig,
+        progress: impl FnMut(&TrainEvent),
+    ) -> Result<TrainHistory> {
+        self.train_from(train, valid, opts, None, progress)
+    }
+
+    /// [`Teacher::train`] from any [`BatchSource`] (an in-memory [`Dataset`] or a
+    /// [`dmtl_data::StreamSource`] reading a log chunk by chunk), optionally keeping a
+    /// training state in `state.dir` that an interrupted run resumes from.
+    ///
+    /// With `state`, the state (parameters, Adam's moments and step count, the epoch and batch
+    /// reached, the epoch's partial sums, the early-stopping state with the best parameters,
+    /// and the history) is written every `opts.checkpoint_every` batches and at the end of
+    /// every epoch, atomically as a whole ([`state`]). With `state.resume` and a state in the
+    /// directory, training continues from it and ends with the same parameters and metrics
+    /// (wall-clock fields aside) as a run never interrupted; a state of another model or
+    /// another configuration is an error naming the file and the key or tensor. Without a
+    /// state in the directory training starts from the current parameters.
+    ///
+    /// `opts.stop_after_batches = Some(n)` stops after `n` batches of this call: mid-epoch the
+    /// state is written and [`TeacherError::Interrupted`] returned; when the `n`-th batch
+    /// ends an epoch, the epoch is finished (validation, state) first.
+    pub fn train_from(
+        &mut self,
+        train: &dyn BatchSource,
+        valid: Option<&Dataset>,
+        opts: &TrainConfig,
+        state: Option<&state::StateDir>,
         mut progress: impl FnMut(&TrainEvent),
     ) -> Result<TrainHistory> {
         let mut checked = self.config().clone();
         checked.train = opts.clone();
         checked.validate("train options")?;
-        for (name, data) in [("training", Some(train)), ("validation", valid)] {
+        for (name, data) in [("training", train.in_memory()), ("validation", valid)] {
             let Some(data) = data else { continue };
             if !data.has_labels() {
                 return Err(TeacherError::Data(format!("the {name} set has no labels")));
             }
             self.embeddings().check_dataset(data)?;
+            check_dataset_labels(data)
+                .map_err(|e| TeacherError::Data(format!("the {name} set: {e}")))?;
         }
+        let fingerprint = state::config_value(&checked)?;
         let mut adam = Adam::new(opts.lr);
         let mut history = TrainHistory::default();
         let mut best: Option<(f64, usize, dmtl_tensor::ParamStore)> = None;
-        let n_batches = train.n_rows.div_ceil(opts.batch_size);
-        for epoch in 0..opts.epochs {
+        let mut pos = state::Position::default();
+        let mut writer = None;
+        if let Some(sd) = state {
+            let mut w = state::StateWriter::new(&sd.dir)?;
+            if sd.resume {
+                if let Some(l) =
+                    state::load::<TrainHistory>(&sd.dir, "teacher", &fingerprint, self.store())?
+                {
+                    *self.store_mut() = l.params;
+                    adam = l.adam;
+                    adam.lr = opts.lr;
+                    history = l.history;
+                    best = l.best.map(|(m, e, s)| (m, e, s));
+                    pos = l.position;
+                    w = l.writer;
+                }
+            }
+            writer = Some(w);
+        }
+        let n_batches = train.n_rows().div_ceil(opts.batch_size);
+        let mut trained_here = 0usize;
+        let data_err = |e: dmtl_data::DataError| TeacherError::Data(e.to_string());
+        while pos.epoch < opts.epochs && !pos.stopped_early {
+            let epoch = pos.epoch;
             let start = Instant::now();
-            let (mut sum, mut sum_ctr, mut sum_ctcvr) = (0.0f64, 0.0f64, 0.0f64);
-            let batches = train.batches(opts.batch_size, Some((opts.seed, epoch as u64)), false);
-            for (b, batch) in batches.enumerate() {
+            let base_seconds = pos.seconds;
+            let mut stop_at_epoch_end = false;
+            if pos.loss_sums.len() != 3 {
+                pos.loss_sums = vec![0.0; 3];
+            }
+            let batches = train
+                .epoch_batches(opts.batch_size, Some((opts.seed, epoch as u64)), pos.batch)
+                .map_err(data_err)?;
+            for batch in batches {
+                let b = pos.batch;
+                let batch = batch.map_err(data_err)?;
+                if train.in_memory().is_none() {
+                    check_batch_labels(&batch)
+                        .map_err(|e| TeacherError::Data(format!("the training set: {e}")))?;
+                    self.embeddings()
+                        .check_fields(&batch.fields, batch.n_rows)?;
+                }
                 let loss = self.train_step(&mut adam, &batch, opts.clip_norm);
-                let total = loss.total;
-                if let Some(id) = loss.non_finite_grad {
-                    return Err(TeacherError::NonFiniteGradient {
-                        epoch,
-                        batch: b,
-                        parameter: self.store().get(id).name.clone(),
-                    });
+                match self.step_error(&loss, epoch, b) {
+                    Some(err) if opts.on_non_finite == OnNonFinite::Stop => return Err(err),
+                    Some(err) => {
+                        pos.skipped += 1;
+                        pos.first_skip.get_or_insert_with(|| err.to_string());
+                    }
+                    None => {
+                        let n = batch.n_rows as f64;
+                        pos.rows += batch.n_rows;
+                        pos.loss_sums[0] += loss.total as f64 * n;
+                        pos.loss_sums[1] += loss.ctr as f64 * n;
+                        pos.loss_sums[2] += loss.ctcvr as f64 * n;
+                    }
                 }
-                if !total.is_finite() {
-                    return Err(TeacherError::NonFinite {
-                        epoch,
-                        batch: b,
-                        loss: total,
-                    });
-                }
-                let n = batch.n_rows as f64;
-                sum += total as f64 * n;
-                sum_ctr += loss.ctr as f64 * n;
-                sum_ctcvr += loss.ctcvr as f64 * n;
+                pos.batch += 1;
                 progress(&TrainEvent::Batch {
                     epoch,
                     batch: b,
                     n_batches,
-                    loss: total,
+                    loss: loss.total,
+                });
+                trained_here += 1;
+                let stop = opts.stop_after_batches == Some(trained_here);
+                if pos.batch >= n_batches {
+                    stop_at_epoch_end = stop;
+                    continue;
+                }
+                let due = opts.checkpoint_every > 0 && pos.batch % opts.checkpoint_every == 0;
+                if let Some(w) = writer.as_mut().filter(|_| stop || due) {
+                    pos.seconds = base_seconds + start.elapsed().as_secs_f64();
+                    w.write(
+                        "teacher",
+                        &fingerprint,
+                        self.store(),
+                        &adam,
+                        best_ref(&best),
+                        &pos,
+                        &history,
+                    )?;
+                }
+                if stop {
+                    return Err(TeacherError::Interrupted {
+                        epoch,
+                        batch: pos.batch,
+                    });
+                }
+            }
+            if n_batches > 0 && pos.skipped >= n_batches {
+                return Err(TeacherError::AllSkipped {
+                    epoch,
+                    batches: n_batches,
+                    first: pos.first_skip.clone().unwrap_or_default(),
                 });
             }
-            let secs = start.elapsed().as_secs_f64();
-            let rows = train.n_rows.max(1) as f64;
+            let secs = base_seconds + start.elapsed().as_secs_f64();
+            let rows = pos.rows.max(1) as f64;
             let valid_report = match valid {
                 Some(v) => Some(ValidReport::compute(&self.predict(v)?, v)),
                 None => None,
             };
             let report = EpochReport {
                 epoch,
-                train_loss: sum / rows,
-                train_ctr_loss: sum_ctr / rows,
-                train_ctcvr_loss: sum_ctcvr / rows,
+                train_loss: pos.loss_sums[0] / rows,
+                train_ctr_loss: pos.loss_sums[1] / rows,
+                train_ctcvr_loss: pos.loss_sums[2] / rows,
                 valid: valid_report,
                 train_seconds: secs,
-                impressions_per_second: train.n_rows as f64 / secs.max(1e-9),
+                impressions_per_second: pos.rows as f64 / secs.max(1e-9),
+                skipped_batches: pos.skipped,
             };
             progress(&TrainEvent::Epoch(report.clone()));
             // An undefined AUC (one class) never counts as an improvement.
@@ -269,11 +380,32 @@ impl Teacher {
                         let since = epoch - best.as_ref().map_or(0, |x| x.1);
                         if opts.patience > 0 && since >= opts.patience && epoch + 1 < opts.epochs {
                             history.stopped_early = true;
-                            break;
                         }
                     }
                     _ => best = Some((m, epoch, self.store().clone())),
                 }
+            }
+            pos = state::Position {
+                epoch: epoch + 1,
+                stopped_early: history.stopped_early,
+                ..state::Position::default()
+            };
+            if let Some(w) = writer.as_mut() {
+                w.write(
+                    "teacher",
+                    &fingerprint,
+                    self.store(),
+                    &adam,
+                    best_ref(&best),
+                    &pos,
+                    &history,
+                )?;
+            }
+            if stop_at_epoch_end && !history.stopped_early && pos.epoch < opts.epochs {
+                return Err(TeacherError::Interrupted {
+                    epoch: pos.epoch,
+                    batch: 0,
+                });
             }
         }
         if let Some((_, epoch, store)) = best {
@@ -281,5 +413,393 @@ impl Teacher {
             history.best_epoch = Some(epoch);
         }
         Ok(history)
+    }
+
+    /// The error a step's result calls for, if any.
+    fn step_error(&self, loss: &StepLoss, epoch: usize, batch: usize) -> Option<TeacherError> {
+        let name = |id: dmtl_tensor::ParamId| self.store().get(id).name.clone();
+        if let Some(id) = loss.non_finite_grad {
+            Some(TeacherError::NonFiniteGradient {
+                epoch,
+                batch,
+                parameter: name(id),
+            })
+        } else if !loss.total.is_finite() {
+            Some(TeacherError::NonFinite {
+                epoch,
+                batch,
+                loss: loss.total,
+            })
+        } else {
+            loss.non_finite_update
+                .map(|id| TeacherError::NonFiniteUpdate {
+                    epoch,
+                    batch,
+                    parameter: name(id),
+                })
+        }
+    }
+}
+
+fn best_ref(
+    best: &Option<(f64, usize, dmtl_tensor::ParamStore)>,
+) -> Option<(f64, usize, &dmtl_tensor::ParamStore)> {
+    best.as_ref().map(|(m, e, s)| (*m, *e, s))
+}
+
+pub mod state {
+    //! The training state of a run on disk, so that an interrupted run can resume.
+    //!
+    //! A state directory holds `state.toml` (the manifest: format version, model, position,
+    //! early-stopping state, history, the configuration, and the names of the tensor files)
+    //! and the tensor files it names: `params-<generation>.safetensors` (the parameters),
+    //! `adam-<generation>.safetensors` (Adam's moments, `m.<parameter>` and
+    //! `v.<parameter>`) and `best-<generation>.safetensors` (the best epoch's parameters).
+    //! Each write creates new tensor files, then replaces `state.toml` atomically (temporary
+    //! file and rename), then deletes the files of older generations: a reader sees either
+    //! the old state or the new one, never a mix.
+
+    use std::collections::BTreeMap;
+
+    use dmtl_tensor::optim::{Adam, Optimizer};
+    use dmtl_tensor::ParamStore;
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    /// Version of the `state.toml` layout; another version is refused.
+    pub const FORMAT: u32 = 1;
+
+    /// The manifest's file name.
+    pub const MANIFEST: &str = "state.toml";
+
+    /// Configuration keys that may differ between the run that wrote a state and the one
+    /// resuming it: they decide how far or how the run goes, not what a step computes.
+    const RUNTIME_KEYS: [&str; 5] = [
+        "epochs",
+        "patience",
+        "checkpoint_every",
+        "stop_after_batches",
+        "on_non_finite",
+    ];
+
+    /// A directory for the training state of one model (`<run>/state/teacher/`, say).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct StateDir {
+        /// The directory (created when missing).
+        pub dir: PathBuf,
+        /// Continue from the state found there (none found: start afresh); `false` starts
+        /// afresh and overwrites it.
+        pub resume: bool,
+    }
+
+    impl StateDir {
+        /// Writes a state into `dir`, starting afresh.
+        pub fn fresh(dir: impl Into<PathBuf>) -> StateDir {
+            StateDir {
+                dir: dir.into(),
+                resume: false,
+            }
+        }
+
+        /// Resumes from the state in `dir` when there is one, and keeps writing it.
+        pub fn resume(dir: impl Into<PathBuf>) -> StateDir {
+            StateDir {
+                dir: dir.into(),
+                resume: true,
+            }
+        }
+    }
+
+    /// Where a run is: the epoch and batch to train next, the running sums of that epoch, and
+    /// the early-stopping state.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Position {
+        /// The epoch in progress (or next).
+        pub epoch: usize,
+        /// Batches of that epoch already trained on (or skipped).
+        pub batch: usize,
+        /// Sums over the epoch's trained impressions of each loss the report averages.
+        pub loss_sums: Vec<f64>,
+        /// Impressions trained on in the epoch so far.
+        pub rows: usize,
+        /// Batches skipped in the epoch so far.
+        pub skipped: usize,
+        /// Why the epoch's first skipped batch was skipped.
+        pub first_skip: Option<String>,
+        /// Seconds spent training in the epoch so far.
+        pub seconds: f64,
+        /// The best validation metric so far.
+        pub best_metric: Option<f64>,
+        /// Its epoch.
+        pub best_epoch: Option<usize>,
+        /// Patience ran out: the run is over.
+        pub stopped_early: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Manifest {
+        format: u32,
+        model: String,
+        generation: u64,
+        params: String,
+        adam: String,
+        best: Option<String>,
+        adam_steps: u64,
+        position: Position,
+        config: toml::Value,
+        history: toml::Value,
+    }
+
+    /// A state read back by [`load`].
+    #[derive(Debug)]
+    pub struct Loaded<H> {
+        /// The parameters.
+        pub params: ParamStore,
+        /// Adam with its moments and step count (its learning rate is the caller's to set).
+        pub adam: Adam,
+        /// The best metric, its epoch and parameters.
+        pub best: Option<(f64, usize, ParamStore)>,
+        /// Where the run is.
+        pub position: Position,
+        /// The history so far.
+        pub history: H,
+        /// A writer that continues the state's generations.
+        pub writer: StateWriter,
+    }
+
+    fn state_err(path: &Path, message: impl std::fmt::Display) -> TeacherError {
+        TeacherError::State {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The configuration as a TOML value, without the keys that may change on resume.
+    pub fn config_value(cfg: &impl Serialize) -> Result<toml::Value> {
+        let mut v = toml::Value::try_from(cfg).map_err(|e| TeacherError::Data(e.to_string()))?;
+        if let Some(t) = v.get_mut("train").and_then(|t| t.as_table_mut()) {
+            for k in RUNTIME_KEYS {
+                t.remove(k);
+            }
+        }
+        Ok(v)
+    }
+
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+
+    /// The first key whose value differs between two configurations, with both values.
+    fn first_difference(
+        saved: &toml::Value,
+        now: &toml::Value,
+    ) -> Option<(String, String, String)> {
+        let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+        flatten("", saved, &mut a);
+        flatten("", now, &mut b);
+        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        let found = keys.into_iter().find_map(|k| {
+            let (x, y) = (a.get(k), b.get(k));
+            (x != y).then(|| {
+                let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "absent".into());
+                (k.clone(), show(x), show(y))
+            })
+        });
+        found
+    }
+
+    /// Reads the state in `dir`, if there is one, for a model called `model` with
+    /// configuration `config` ([`config_value`]) and parameters shaped like `like`.
+    ///
+    /// Fails, naming the file and the key or tensor, when the state is of another format,
+    /// model or configuration, or a tensor file does not fit.
+    pub fn load<H: DeserializeOwned>(
+        dir: &Path,
+        model: &str,
+        config: &toml::Value,
+        like: &ParamStore,
+    ) -> Result<Option<Loaded<H>>> {
+        let path = dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(state_err(&path, e)),
+        };
+        let m: Manifest = toml::from_str(&text).map_err(|e| state_err(&path, e))?;
+        if m.format != FORMAT {
+            return Err(state_err(
+                &path,
+                format!(
+                    "key `format`: version {} is not the supported {FORMAT}",
+                    m.format
+                ),
+            ));
+        }
+        if m.model != model {
+            return Err(state_err(
+                &path,
+                format!("key `model`: the state is of a {}, not a {model}", m.model),
+            ));
+        }
+        if let Some((key, saved, now)) = first_difference(&m.config, config) {
+            return Err(state_err(
+                &path,
+                format!(
+                    "key `config.{key}` is {saved} in the state but {now} in this configuration"
+                ),
+            ));
+        }
+        let mut params = like.clone();
+        params.load(&dir.join(&m.params))?;
+        let mut adam = Adam::new(1e-3);
+        let adam_path = dir.join(&m.adam);
+        let bytes = std::fs::read(&adam_path).map_err(|e| state_err(&adam_path, e))?;
+        adam.load_state_safetensors(&bytes, like, &adam_path)?;
+        adam.set_steps(m.adam_steps);
+        let best = match (&m.best, m.position.best_metric, m.position.best_epoch) {
+            (Some(file), Some(metric), Some(epoch)) => {
+                let mut s = like.clone();
+                s.load(&dir.join(file))?;
+                Some((metric, epoch, s))
+            }
+            (None, _, None) => None,
+            _ => {
+                return Err(state_err(
+                    &path,
+                    "keys `best` and `position.best_epoch` disagree",
+                ))
+            }
+        };
+        let history: H = m
+            .history
+            .clone()
+            .try_into()
+            .map_err(|e| state_err(&path, format!("key `history`: {e}")))?;
+        let writer = StateWriter {
+            dir: dir.to_path_buf(),
+            generation: m.generation,
+            best_file: m
+                .best
+                .clone()
+                .zip(m.position.best_epoch)
+                .map(|(f, e)| (e, f)),
+        };
+        Ok(Some(Loaded {
+            params,
+            adam,
+            best,
+            position: m.position,
+            history,
+            writer,
+        }))
+    }
+
+    /// Writes successive states into one directory.
+    #[derive(Debug)]
+    pub struct StateWriter {
+        dir: PathBuf,
+        generation: u64,
+        /// The best parameters' file and its epoch, reused while the best does not change.
+        best_file: Option<(usize, String)>,
+    }
+
+    impl StateWriter {
+        /// A writer into `dir` (created when missing), its generations after any state there.
+        pub fn new(dir: &Path) -> Result<StateWriter> {
+            std::fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
+            let generation = std::fs::read_to_string(dir.join(MANIFEST))
+                .ok()
+                .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+                .and_then(|t| t.get("generation").and_then(|g| g.as_integer()))
+                .unwrap_or(0) as u64;
+            Ok(StateWriter {
+                dir: dir.to_path_buf(),
+                generation,
+                best_file: None,
+            })
+        }
+
+        /// Writes one state: the tensor files, then the manifest, then removes older files.
+        #[allow(clippy::too_many_arguments)]
+        pub fn write<H: Serialize>(
+            &mut self,
+            model: &str,
+            config: &toml::Value,
+            params: &ParamStore,
+            adam: &Adam,
+            best: Option<(f64, usize, &ParamStore)>,
+            position: &Position,
+            history: &H,
+        ) -> Result<()> {
+            self.generation += 1;
+            let g = self.generation;
+            let params_file = format!("params-{g:06}.safetensors");
+            let adam_file = format!("adam-{g:06}.safetensors");
+            params.save(&self.dir.join(&params_file))?;
+            dmtl_tensor::io::atomic_write(
+                &self.dir.join(&adam_file),
+                &adam.state_to_safetensors(params),
+            )?;
+            let mut position = position.clone();
+            position.best_metric = best.map(|b| b.0);
+            position.best_epoch = best.map(|b| b.1);
+            let best_file = match best {
+                None => None,
+                Some((_, epoch, store)) => match &self.best_file {
+                    Some((e, f)) if *e == epoch && self.dir.join(f).exists() => Some(f.clone()),
+                    _ => {
+                        let f = format!("best-{g:06}.safetensors");
+                        store.save(&self.dir.join(&f))?;
+                        Some(f)
+                    }
+                },
+            };
+            let path = self.dir.join(MANIFEST);
+            let manifest = Manifest {
+                format: FORMAT,
+                model: model.to_string(),
+                generation: g,
+                params: params_file.clone(),
+                adam: adam_file.clone(),
+                best: best_file.clone(),
+                adam_steps: adam.steps(),
+                position,
+                config: config.clone(),
+                history: toml::Value::try_from(history).map_err(|e| state_err(&path, e))?,
+            };
+            let text = toml::to_string(&manifest).map_err(|e| state_err(&path, e))?;
+            dmtl_tensor::io::atomic_write(&path, text.as_bytes())?;
+            self.best_file = best.zip(best_file.clone()).map(|(b, f)| (b.1, f));
+            // Only now may the previous generation's files go.
+            let keep = [Some(params_file), Some(adam_file), best_file];
+            if let Ok(entries) = std::fs::read_dir(&self.dir) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let ours = ["params-", "adam-", "best-"]
+                        .iter()
+                        .any(|p| name.starts_with(p))
+                        && name.ends_with(".safetensors");
+                    if ours && !keep.iter().flatten().any(|k| *k == name) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }

@@ -5,15 +5,84 @@
 //! touch keep their values and their optimizer state exactly (the "lazy" update of TensorFlow's
 //! LazyAdam and PyTorch's SparseAdam).
 
+use std::path::Path;
+
 use ndarray::{Array2, ArrayViewMut1, Zip};
+use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
-use crate::params::{Grad, Grads, ParamStore};
+use crate::error::TensorError;
+
+use crate::params::{Grad, Grads, ParamId, ParamStore};
+
+/// An update refused because it would have written a NaN or an infinity into a parameter (or
+/// the optimizer's state); neither the parameters nor the state were changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonFiniteUpdate {
+    /// The first parameter whose new value would not be finite.
+    pub param: ParamId,
+    /// Its name.
+    pub name: String,
+}
+
+impl std::fmt::Display for NonFiniteUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the update of `{}` is not finite (nothing was applied)",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for NonFiniteUpdate {}
 
 /// An optimizer: applies one step of gradients to the parameters.
 pub trait Optimizer {
-    /// Updates `store` with `grads`.
+    /// Updates `store` with `grads`, unchecked: a large enough learning rate can write NaN or
+    /// infinite values. Training loops use [`Optimizer::try_step`].
     fn step(&mut self, store: &mut ParamStore, grads: &Grads);
+
+    /// Updates `store` with `grads` only when every new value (parameters and state) is
+    /// finite; otherwise changes nothing and names the first offending parameter.
+    ///
+    /// This default snapshots the optimizer and the touched parameters, steps, and rolls back
+    /// on failure; [`Adam`] overrides it with a read-only check before the in-place update.
+    fn try_step(&mut self, store: &mut ParamStore, grads: &Grads) -> Result<(), NonFiniteUpdate>
+    where
+        Self: Clone,
+    {
+        let saved_self = self.clone();
+        let saved: Vec<(ParamId, Array2<f32>)> = grads
+            .iter()
+            .map(|(id, _)| (id, store.value(id).to_owned()))
+            .collect();
+        self.step(store, grads);
+        let bad = grads
+            .iter()
+            .map(|(id, _)| id)
+            .find(|&id| store.value(id).iter().any(|x| !x.is_finite()))
+            .or_else(|| {
+                let finite = self
+                    .state()
+                    .iter()
+                    .all(|(_, s)| s.iter().all(|x| x.is_finite()));
+                (!finite).then(|| grads.iter().next().map(|(id, _)| id))?
+            });
+        match bad {
+            None => Ok(()),
+            Some(param) => {
+                *self = saved_self;
+                for (id, v) in saved {
+                    *store.value_mut(id) = v;
+                }
+                Err(NonFiniteUpdate {
+                    param,
+                    name: store.get(param).name.clone(),
+                })
+            }
+        }
+    }
 
     /// Named state tensors (moments, accumulators), for checkpoints that resume training.
     fn state(&self) -> Vec<(String, &Array2<f32>)>;
@@ -218,6 +287,185 @@ impl Adam {
     }
 }
 
+/// The constants of one Adam step.
+#[derive(Clone, Copy)]
+struct AdamStep {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    step: f32,
+    inv_sqrt_bc2: f32,
+    l2: f32,
+    decay: f32,
+}
+
+impl AdamStep {
+    /// The new `(p, m, v)` of one element. The L2 term is added from the value before its
+    /// update (as `decayed` does), so no decayed copy of the gradient is allocated.
+    #[inline(always)]
+    fn apply(&self, p: f32, m: f32, v: f32, g: f32) -> (f32, f32, f32) {
+        let g = if self.l2 != 0.0 { g + p * self.l2 } else { g };
+        let m = self.b1 * m + (1.0 - self.b1) * g;
+        let v = self.b2 * v + (1.0 - self.b2) * g * g;
+        let p = p - (self.decay * p + self.step * m / (v.sqrt() * self.inv_sqrt_bc2 + self.eps));
+        (p, m, v)
+    }
+
+    #[inline(always)]
+    fn finite(&self, p: f32, m: f32, v: f32, g: f32) -> bool {
+        let (p, m, v) = self.apply(p, m, v, g);
+        p.is_finite() & m.is_finite() & v.is_finite()
+    }
+}
+
+impl Adam {
+    fn constants(&self, t: u64) -> AdamStep {
+        let (b1, b2) = (self.beta1, self.beta2);
+        let bc1 = 1.0 - b1.powi(t as i32);
+        let bc2 = 1.0 - b2.powi(t as i32);
+        AdamStep {
+            b1,
+            b2,
+            eps: self.eps,
+            step: self.lr / bc1,
+            inv_sqrt_bc2: 1.0 / bc2.sqrt(),
+            l2: if self.decoupled {
+                0.0
+            } else {
+                self.weight_decay
+            },
+            decay: if self.decoupled {
+                self.lr * self.weight_decay
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// The moments as safetensors bytes, `m.<parameter>` and `v.<parameter>` (f32, the
+    /// parameter's 2-d shape) for every parameter updated so far; the step count is not
+    /// included ([`Optimizer::steps`]).
+    pub fn state_to_safetensors(&self, store: &ParamStore) -> Vec<u8> {
+        let mut out = ParamStore::new();
+        for (i, (m, v)) in self.m.iter().zip(&self.v).enumerate() {
+            if let (Some(m), Some(v)) = (m, v) {
+                let name = &store.get(ParamId(i)).name;
+                out.add(&format!("m.{name}"), m.clone(), crate::ParamKind::Dense);
+                out.add(&format!("v.{name}"), v.clone(), crate::ParamKind::Dense);
+            }
+        }
+        out.to_safetensors_bytes()
+    }
+
+    /// Replaces the moments with those in `bytes` (as written by
+    /// [`Adam::state_to_safetensors`] for a store with the same names and shapes). On error
+    /// nothing changes and the message names `origin` and the first tensor that does not fit.
+    pub fn load_state_safetensors(
+        &mut self,
+        bytes: &[u8],
+        store: &ParamStore,
+        origin: &Path,
+    ) -> Result<(), TensorError> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| TensorError::Format {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mismatch = |reason: String| TensorError::Mismatch {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        let n = store.len();
+        let (mut m, mut v): (Vec<Option<Array2<f32>>>, Vec<Option<Array2<f32>>>) =
+            (vec![None; n], vec![None; n]);
+        let mut names = st.names();
+        names.sort();
+        for key in names {
+            let t = st.tensor(key).expect("listed name");
+            let (slot, param) = match key.split_once('.') {
+                Some(("m", p)) => (&mut m, p),
+                Some(("v", p)) => (&mut v, p),
+                _ => {
+                    return Err(mismatch(format!(
+                        "tensor `{key}` is not an Adam moment (`m.<parameter>` or `v.<parameter>`)"
+                    )))
+                }
+            };
+            let id = store.id(param).ok_or_else(|| {
+                mismatch(format!(
+                    "tensor `{key}`: the model has no parameter `{param}` (is this the state of another model?)"
+                ))
+            })?;
+            let shape = store.value(id).shape().to_vec();
+            if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+                return Err(mismatch(format!(
+                    "tensor `{key}` is {:?} {:?}, the model expects F32 {:?}",
+                    t.dtype(),
+                    t.shape(),
+                    shape
+                )));
+            }
+            let vals: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            slot[id.0] = Some(Array2::from_shape_vec((shape[0], shape[1]), vals).expect("checked"));
+        }
+        if let Some(i) = (0..n).find(|&i| m[i].is_some() != v[i].is_some()) {
+            return Err(mismatch(format!(
+                "the moments of `{}` are incomplete (one of `m.` and `v.` is missing)",
+                store.get(ParamId(i)).name
+            )));
+        }
+        self.m = m;
+        self.v = v;
+        Ok(())
+    }
+
+    /// True when the update of `id` with `g` keeps every value finite; reads only.
+    fn update_is_finite(&self, c: &AdamStep, store: &ParamStore, id: ParamId, g: &Grad) -> bool {
+        let value = store.value(id);
+        let state = self
+            .m
+            .get(id.0)
+            .and_then(|m| m.as_ref())
+            .zip(self.v.get(id.0).and_then(|v| v.as_ref()));
+        match g {
+            Grad::Dense(d) => match state {
+                Some((m, v)) => {
+                    let z = Zip::from(value).and(m).and(v).and(d);
+                    if value.len() >= 1 << 15 {
+                        z.par_fold(
+                            || true,
+                            |ok, &p, &m, &v, &g| ok & c.finite(p, m, v, g),
+                            |a, b| a & b,
+                        )
+                    } else {
+                        z.fold(true, |ok, &p, &m, &v, &g| ok & c.finite(p, m, v, g))
+                    }
+                }
+                None => Zip::from(value)
+                    .and(d)
+                    .fold(true, |ok, &p, &g| ok & c.finite(p, 0.0, 0.0, g)),
+            },
+            Grad::Sparse(s) => s.rows.iter().enumerate().all(|(k, &r)| {
+                let r = r as usize;
+                let gv = s.values.row(k);
+                match state {
+                    Some((m, v)) => Zip::from(value.row(r))
+                        .and(m.row(r))
+                        .and(v.row(r))
+                        .and(gv)
+                        .fold(true, |ok, &p, &m, &v, &g| ok & c.finite(p, m, v, g)),
+                    None => Zip::from(value.row(r))
+                        .and(gv)
+                        .fold(true, |ok, &p, &g| ok & c.finite(p, 0.0, 0.0, g)),
+                }
+            }),
+        }
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, store: &mut ParamStore, grads: &Grads) {
         self.t += 1;
@@ -226,33 +474,14 @@ impl Optimizer for Adam {
             self.m.resize(n, None);
             self.v.resize(n, None);
         }
-        let (b1, b2, eps, lr) = (self.beta1, self.beta2, self.eps, self.lr);
-        let bc1 = 1.0 - b1.powi(self.t as i32);
-        let bc2 = 1.0 - b2.powi(self.t as i32);
-        let step = lr / bc1;
-        let inv_sqrt_bc2 = 1.0 / bc2.sqrt();
-        let l2 = if self.decoupled {
-            0.0
-        } else {
-            self.weight_decay
-        };
-        let decay = if self.decoupled {
-            lr * self.weight_decay
-        } else {
-            0.0
+        let c = self.constants(self.t);
+        let update = |p: &mut f32, m: &mut f32, v: &mut f32, g: f32| {
+            (*p, *m, *v) = c.apply(*p, *m, *v, g);
         };
         for (id, g) in grads.iter() {
             let value = store.value_mut(id);
             let m = self.m[id.0].get_or_insert_with(|| Array2::zeros(value.raw_dim()));
             let v = self.v[id.0].get_or_insert_with(|| Array2::zeros(value.raw_dim()));
-            // The L2 term is added element by element from the value before its update (as
-            // `decayed` does), so no decayed copy of the gradient is allocated.
-            let update = |p: &mut f32, m: &mut f32, v: &mut f32, g: f32| {
-                let g = if l2 != 0.0 { g + *p * l2 } else { g };
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *p -= decay * *p + step * *m / ((*v).sqrt() * inv_sqrt_bc2 + eps);
-            };
             match g {
                 Grad::Dense(d) => {
                     let big = value.len() >= 1 << 15;
@@ -267,6 +496,7 @@ impl Optimizer for Adam {
                     }
                 }
                 Grad::Sparse(s) => {
+                    // Lazy: only the rows the batch touched change, values and moments alike.
                     for (k, &r) in s.rows.iter().enumerate() {
                         let r = r as usize;
                         Zip::from(value.row_mut(r))
@@ -278,6 +508,24 @@ impl Optimizer for Adam {
                 }
             }
         }
+    }
+
+    /// Checks every new value first, reading only what the update would touch (the
+    /// gradient's rows of an embedding table), then updates in place: a refused step leaves
+    /// parameters, moments and the step count unchanged.
+    fn try_step(&mut self, store: &mut ParamStore, grads: &Grads) -> Result<(), NonFiniteUpdate> {
+        let c = self.constants(self.t + 1);
+        if let Some((param, _)) = grads
+            .iter()
+            .find(|(id, g)| !self.update_is_finite(&c, store, *id, g))
+        {
+            return Err(NonFiniteUpdate {
+                param,
+                name: store.get(param).name.clone(),
+            });
+        }
+        self.step(store, grads);
+        Ok(())
     }
 
     fn state(&self) -> Vec<(String, &Array2<f32>)> {

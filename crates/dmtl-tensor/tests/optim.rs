@@ -165,3 +165,142 @@ fn non_finite_gradient_names_the_parameter() {
     let err = grads.check_finite(&s).unwrap_err().to_string();
     assert!(err.contains("teacher.gate.ctr.weight"), "{err}");
 }
+
+/// A dense parameter, a larger dense one (the parallel path) and an embedding table.
+fn mixed_store() -> ParamStore {
+    let mut s = ParamStore::new();
+    s.add("w", array![[0.5f32, -1.0]], ParamKind::Dense);
+    s.add(
+        "big",
+        Array2::from_shape_fn((256, 160), |(r, c)| ((r * 7 + c) % 13) as f32 * 0.01),
+        ParamKind::Dense,
+    );
+    s.add(
+        "table",
+        Array2::from_shape_fn((8, 3), |(r, c)| (r * 3 + c) as f32 * 0.1),
+        ParamKind::Embedding,
+    );
+    s
+}
+
+fn mixed_grads(n: usize, scale: f32) -> Grads {
+    let mut grads = Grads::new(n);
+    grads.accumulate_dense(dmtl_tensor::ParamId(0), array![[0.3, -0.2]] * scale);
+    grads.accumulate_dense(
+        dmtl_tensor::ParamId(1),
+        Array2::from_shape_fn((256, 160), |(r, c)| ((r + c) % 5) as f32 * 0.1 - 0.2) * scale,
+    );
+    grads.accumulate_sparse(
+        dmtl_tensor::ParamId(2),
+        dmtl_tensor::SparseGrad {
+            rows: vec![1, 5],
+            values: array![[0.1, 0.2, 0.3], [-0.1, 0.0, 0.4]] * scale,
+        },
+    );
+    grads
+}
+
+fn bits(s: &ParamStore) -> Vec<Vec<u32>> {
+    s.iter()
+        .map(|(_, p)| p.value.iter().map(|x| x.to_bits()).collect())
+        .collect()
+}
+
+#[test]
+fn adam_try_step_equals_step_bit_for_bit_when_finite() {
+    let (mut a, mut b) = (mixed_store(), mixed_store());
+    let (mut oa, mut ob) = (Adam::new(1e-2), Adam::new(1e-2));
+    for k in 0..3 {
+        let g = mixed_grads(3, 1.0 + k as f32);
+        oa.step(&mut a, &g);
+        ob.try_step(&mut b, &g).unwrap();
+    }
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(oa.steps(), ob.steps());
+}
+
+#[test]
+fn adam_try_step_refuses_an_overflowing_update_and_changes_nothing() {
+    let mut s = mixed_store();
+    let mut opt = Adam::new(1e-3);
+    opt.try_step(&mut s, &mixed_grads(3, 1.0)).unwrap();
+    let (before, state_before) = (bits(&s), opt.state_to_safetensors(&s));
+    // lr / (1 - beta1^t) overflows f32: every new value would be infinite or NaN.
+    opt.lr = 3e38;
+    let err = opt.try_step(&mut s, &mixed_grads(3, 1.0)).unwrap_err();
+    assert_eq!(err.name, "w", "the first parameter in store order");
+    assert!(err.to_string().contains("`w`"), "{err}");
+    assert_eq!(bits(&s), before);
+    assert_eq!(opt.state_to_safetensors(&s), state_before);
+    assert_eq!(opt.steps(), 1);
+    // The unchecked step really would have written non-finite values.
+    opt.step(&mut s, &mixed_grads(3, 1.0));
+    assert!(s
+        .iter()
+        .any(|(_, p)| p.value.iter().any(|x| !x.is_finite())));
+}
+
+#[test]
+fn adam_try_step_checks_only_the_touched_embedding_rows() {
+    // A huge value in a row the batch does not touch must not block the update.
+    let mut s = mixed_store();
+    s.value_mut(dmtl_tensor::ParamId(2))[[0, 0]] = f32::MAX;
+    let mut opt = Adam::new(1e-3);
+    opt.try_step(&mut s, &mixed_grads(3, 1.0)).unwrap();
+    // A gradient of 1e30 squares to infinity in the second moment: refused, naming the table.
+    let mut g = Grads::new(s.len());
+    g.accumulate_sparse(
+        dmtl_tensor::ParamId(2),
+        dmtl_tensor::SparseGrad {
+            rows: vec![3],
+            values: array![[1e30, 0.0, 0.0]],
+        },
+    );
+    assert_eq!(opt.try_step(&mut s, &g).unwrap_err().name, "table");
+}
+
+#[test]
+fn sgd_try_step_rolls_back_parameters_and_momentum() {
+    let mut s = mixed_store();
+    let mut opt = Sgd::new(0.1).with_momentum(0.9);
+    opt.try_step(&mut s, &mixed_grads(3, 1.0)).unwrap();
+    let before = bits(&s);
+    let velocity: Vec<Array2<f32>> = opt.state().into_iter().map(|(_, v)| v.clone()).collect();
+    opt.lr = 3e38;
+    let err = opt.try_step(&mut s, &mixed_grads(3, 100.0)).unwrap_err();
+    assert!(["w", "big", "table"].contains(&err.name.as_str()));
+    assert_eq!(bits(&s), before);
+    let after: Vec<Array2<f32>> = opt.state().into_iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(after, velocity);
+}
+
+#[test]
+fn adam_state_round_trips_through_safetensors_and_names_a_foreign_tensor() {
+    let mut s = mixed_store();
+    let mut opt = Adam::new(1e-2);
+    for k in 0..2 {
+        opt.step(&mut s, &mixed_grads(3, 1.0 + k as f32));
+    }
+    let bytes = opt.state_to_safetensors(&s);
+    let mut fresh = Adam::new(1e-2);
+    fresh
+        .load_state_safetensors(&bytes, &s, std::path::Path::new("adam.safetensors"))
+        .unwrap();
+    fresh.set_steps(opt.steps());
+    let (mut a, mut b) = (s.clone(), s.clone());
+    let g = mixed_grads(3, 0.5);
+    opt.step(&mut a, &g);
+    fresh.step(&mut b, &g);
+    assert_eq!(bits(&a), bits(&b), "a restored Adam continues bit for bit");
+    // Another model's state: the error names the file and the tensor.
+    let mut other = ParamStore::new();
+    other.add("w", array![[0.0f32, 0.0]], ParamKind::Dense);
+    let err = Adam::new(1e-2)
+        .load_state_safetensors(&bytes, &other, std::path::Path::new("adam.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("adam.safetensors") && err.contains("m.big"),
+        "{err}"
+    );
+}
