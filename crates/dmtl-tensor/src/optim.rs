@@ -448,21 +448,52 @@ impl Adam {
                     .and(d)
                     .fold(true, |ok, &p, &g| ok & c.finite(p, 0.0, 0.0, g)),
             },
-            Grad::Sparse(s) => s.rows.iter().enumerate().all(|(k, &r)| {
-                let r = r as usize;
-                let gv = s.values.row(k);
-                match state {
-                    Some((m, v)) => Zip::from(value.row(r))
-                        .and(m.row(r))
-                        .and(v.row(r))
-                        .and(gv)
-                        .fold(true, |ok, &p, &m, &v, &g| ok & c.finite(p, m, v, g)),
-                    None => Zip::from(value.row(r))
-                        .and(gv)
-                        .fold(true, |ok, &p, &g| ok & c.finite(p, 0.0, 0.0, g)),
+            Grad::Sparse(s) => {
+                let d = value.ncols();
+                if let (Some(pv), Some((Some(mv), Some(vv))), Some(gv)) = (
+                    value.as_slice(),
+                    state.map(|(m, v)| (m.as_slice(), v.as_slice())),
+                    s.values.as_slice(),
+                ) {
+                    // Plain slices, as in the update itself.
+                    return s.rows.iter().enumerate().all(|(k, &r)| {
+                        let at = r as usize * d..(r as usize + 1) * d;
+                        pv[at.clone()]
+                            .iter()
+                            .zip(&mv[at.clone()])
+                            .zip(&vv[at])
+                            .zip(&gv[k * d..(k + 1) * d])
+                            .fold(true, |ok, (((&p, &m), &v), &g)| ok & c.finite(p, m, v, g))
+                    });
                 }
-            }),
+                self.sparse_update_is_finite(c, value, state, s)
+            }
         }
+    }
+
+    /// [`Adam::update_is_finite`] of a sparse gradient on values or moments that are not
+    /// contiguous.
+    fn sparse_update_is_finite(
+        &self,
+        c: &AdamStep,
+        value: ndarray::ArrayView2<'_, f32>,
+        state: Option<(&Array2<f32>, &Array2<f32>)>,
+        s: &crate::SparseGrad,
+    ) -> bool {
+        s.rows.iter().enumerate().all(|(k, &r)| {
+            let r = r as usize;
+            let gv = s.values.row(k);
+            match state {
+                Some((m, v)) => Zip::from(value.row(r))
+                    .and(m.row(r))
+                    .and(v.row(r))
+                    .and(gv)
+                    .fold(true, |ok, &p, &m, &v, &g| ok & c.finite(p, m, v, g)),
+                None => Zip::from(value.row(r))
+                    .and(gv)
+                    .fold(true, |ok, &p, &g| ok & c.finite(p, 0.0, 0.0, g)),
+            }
+        })
     }
 }
 
@@ -497,6 +528,27 @@ impl Optimizer for Adam {
                 }
                 Grad::Sparse(s) => {
                     // Lazy: only the rows the batch touched change, values and moments alike.
+                    let d = value.ncols();
+                    if let (Some(pv), Some(mv), Some(vv), Some(gv)) = (
+                        value.as_slice_mut(),
+                        m.as_slice_mut(),
+                        v.as_slice_mut(),
+                        s.values.as_slice(),
+                    ) {
+                        // Plain slices: a Zip per short row costs more than the row's update.
+                        for (k, &r) in s.rows.iter().enumerate() {
+                            let at = r as usize * d..(r as usize + 1) * d;
+                            let rows = pv[at.clone()]
+                                .iter_mut()
+                                .zip(&mut mv[at.clone()])
+                                .zip(&mut vv[at])
+                                .zip(&gv[k * d..(k + 1) * d]);
+                            for (((p, m), v), &g) in rows {
+                                update(p, m, v, g);
+                            }
+                        }
+                        continue;
+                    }
                     for (k, &r) in s.rows.iter().enumerate() {
                         let r = r as usize;
                         Zip::from(value.row_mut(r))
