@@ -9,11 +9,12 @@
 //! `peak_rss_mb`, the process's VmHWM in MB (the unit of the twin's `ru_maxrss / 1024`), with
 //! VmHWM read after each phase so that a high figure can be traced to its phase.
 
-use dmtl_data::{Dataset, FieldData, Kind, Schema, Vocabularies, Vocabulary};
+#[path = "../benches/reference/mod.rs"]
+mod reference;
+
 use dmtl_teacher::{Teacher, TeacherConfig};
 use dmtl_tensor::optim::Adam;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use reference::{random_dataset, reference_schema};
 use std::time::Instant;
 
 const B: usize = 1024;
@@ -21,89 +22,6 @@ const B: usize = 1024;
 const N_BATCHES: usize = 64;
 /// Untimed steps before the timed ones (first-touch of the optimizer state, BLAS buffers).
 const WARMUP_STEPS: usize = 10;
-
-/// (name, side, table size, largest bag or 0 for categorical); as `benches/teacher_step.rs`.
-const FIELDS: [(&str, &str, usize, usize); 13] = [
-    ("user_id", "user", 100_000, 0),
-    ("age", "user", 8, 0),
-    ("gender", "user", 3, 0),
-    ("city", "user", 400, 0),
-    ("user_tags", "user", 2_000, 8),
-    ("hour", "context", 24, 0),
-    ("network", "context", 4, 0),
-    ("item_id", "item", 200_000, 0),
-    ("category", "item", 40, 0),
-    ("sub_category", "item", 400, 0),
-    ("author", "item", 20_000, 0),
-    ("item_tags", "item", 2_000, 5),
-    ("length_bucket", "item", 10, 0),
-];
-
-fn reference_schema() -> (Schema, Vocabularies) {
-    let mut toml = String::from(
-        "[labels]\nclick = \"click\"\nduration = \"duration\"\n[ids]\nuser = \"user_id\"\nitem = \"item_id\"\n",
-    );
-    let mut vocabs = Vec::new();
-    for (name, side, n, bag) in FIELDS {
-        let kind = if bag > 0 { "multi_hot" } else { "categorical" };
-        toml.push_str(&format!(
-            "[[columns]]\nname = \"{name}\"\nside = \"{side}\"\nkind = \"{kind}\"\n"
-        ));
-        let k = if bag > 0 {
-            Kind::MultiHot
-        } else {
-            Kind::Categorical
-        };
-        // A hashed vocabulary of n - 1 buckets has a table of n rows (with the OOV row).
-        vocabs.push(Vocabulary::hashed(name, k, n as u64 - 1));
-    }
-    let schema = Schema::from_toml_str(&toml, "reference schema").expect("valid schema");
-    (schema, Vocabularies::from_vec(vocabs))
-}
-
-/// `n` random impressions of the reference workload (CTR ~10 %, P(long read | click) = 0.4).
-fn random_dataset(n: usize, seed: u64) -> Dataset {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let fields = FIELDS
-        .iter()
-        .map(|&(_, _, vocab, bag)| {
-            if bag == 0 {
-                FieldData::Ids((0..n).map(|_| rng.gen_range(0..vocab as u32)).collect())
-            } else {
-                let mut ids = Vec::new();
-                let mut offsets = vec![0u32];
-                for _ in 0..n {
-                    for _ in 0..rng.gen_range(1..=bag) {
-                        ids.push(rng.gen_range(0..vocab as u32));
-                    }
-                    offsets.push(ids.len() as u32);
-                }
-                FieldData::Bag { ids, offsets }
-            }
-        })
-        .collect();
-    let click: Vec<f32> = (0..n).map(|_| f32::from(rng.gen_bool(0.1))).collect();
-    let duration: Vec<f32> = click
-        .iter()
-        .map(|&c| c * rng.gen::<f32>() * (50.0 / 0.6))
-        .collect();
-    let long_read = click
-        .iter()
-        .zip(&duration)
-        .map(|(&c, &d)| f32::from(c > 0.5 && d > 50.0))
-        .collect();
-    Dataset {
-        fields,
-        click,
-        duration,
-        long_read,
-        user_group: Vec::new(),
-        user_ids: Vec::new(),
-        item_group: Vec::new(),
-        item_ids: Vec::new(),
-        n_rows: n,
-    }
-}
 
 /// The process's peak resident set (VmHWM) in MB of 1,024 KiB, as `ru_maxrss / 1024` in Python.
 fn peak_rss_mb() -> f64 {
