@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use ndarray::{Array2, ArrayViewMut1, Zip};
+use rayon::prelude::*;
 use safetensors::tensor::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
@@ -497,6 +498,65 @@ impl Adam {
     }
 }
 
+/// Adam's update of one parameter with its moments `m`, `v` and gradient `g`.
+fn adam_update(
+    c: &AdamStep,
+    value: &mut Array2<f32>,
+    m: &mut Array2<f32>,
+    v: &mut Array2<f32>,
+    g: &Grad,
+) {
+    let update = |p: &mut f32, m: &mut f32, v: &mut f32, g: f32| {
+        (*p, *m, *v) = c.apply(*p, *m, *v, g);
+    };
+    match g {
+        Grad::Dense(d) => {
+            let big = value.len() >= 1 << 15;
+            let z = Zip::from(value.view_mut())
+                .and(m.view_mut())
+                .and(v.view_mut())
+                .and(d);
+            if big {
+                z.par_for_each(|p, m, v, &g| update(p, m, v, g));
+            } else {
+                z.for_each(|p, m, v, &g| update(p, m, v, g));
+            }
+        }
+        Grad::Sparse(s) => {
+            // Lazy: only the rows the batch touched change, values and moments alike.
+            let d = value.ncols();
+            if let (Some(pv), Some(mv), Some(vv), Some(gv)) = (
+                value.as_slice_mut(),
+                m.as_slice_mut(),
+                v.as_slice_mut(),
+                s.values.as_slice(),
+            ) {
+                // Plain slices: a Zip per short row costs more than the row's update.
+                for (k, &r) in s.rows.iter().enumerate() {
+                    let at = r as usize * d..(r as usize + 1) * d;
+                    let rows = pv[at.clone()]
+                        .iter_mut()
+                        .zip(&mut mv[at.clone()])
+                        .zip(&mut vv[at])
+                        .zip(&gv[k * d..(k + 1) * d]);
+                    for (((p, m), v), &g) in rows {
+                        update(p, m, v, g);
+                    }
+                }
+                return;
+            }
+            for (k, &r) in s.rows.iter().enumerate() {
+                let r = r as usize;
+                Zip::from(value.row_mut(r))
+                    .and(m.row_mut(r))
+                    .and(v.row_mut(r))
+                    .and(s.values.row(k))
+                    .for_each(|p, m, v, &g| update(p, m, v, g));
+            }
+        }
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, store: &mut ParamStore, grads: &Grads) {
         self.t += 1;
@@ -506,60 +566,23 @@ impl Optimizer for Adam {
             self.v.resize(n, None);
         }
         let c = self.constants(self.t);
-        let update = |p: &mut f32, m: &mut f32, v: &mut f32, g: f32| {
-            (*p, *m, *v) = c.apply(*p, *m, *v, g);
-        };
-        for (id, g) in grads.iter() {
-            let value = store.value_mut(id);
-            let m = self.m[id.0].get_or_insert_with(|| Array2::zeros(value.raw_dim()));
-            let v = self.v[id.0].get_or_insert_with(|| Array2::zeros(value.raw_dim()));
-            match g {
-                Grad::Dense(d) => {
-                    let big = value.len() >= 1 << 15;
-                    let z = Zip::from(value.view_mut())
-                        .and(m.view_mut())
-                        .and(v.view_mut())
-                        .and(d);
-                    if big {
-                        z.par_for_each(|p, m, v, &g| update(p, m, v, g));
-                    } else {
-                        z.for_each(|p, m, v, &g| update(p, m, v, g));
-                    }
-                }
-                Grad::Sparse(s) => {
-                    // Lazy: only the rows the batch touched change, values and moments alike.
-                    let d = value.ncols();
-                    if let (Some(pv), Some(mv), Some(vv), Some(gv)) = (
-                        value.as_slice_mut(),
-                        m.as_slice_mut(),
-                        v.as_slice_mut(),
-                        s.values.as_slice(),
-                    ) {
-                        // Plain slices: a Zip per short row costs more than the row's update.
-                        for (k, &r) in s.rows.iter().enumerate() {
-                            let at = r as usize * d..(r as usize + 1) * d;
-                            let rows = pv[at.clone()]
-                                .iter_mut()
-                                .zip(&mut mv[at.clone()])
-                                .zip(&mut vv[at])
-                                .zip(&gv[k * d..(k + 1) * d]);
-                            for (((p, m), v), &g) in rows {
-                                update(p, m, v, g);
-                            }
-                        }
-                        continue;
-                    }
-                    for (k, &r) in s.rows.iter().enumerate() {
-                        let r = r as usize;
-                        Zip::from(value.row_mut(r))
-                            .and(m.row_mut(r))
-                            .and(v.row_mut(r))
-                            .and(s.values.row(k))
-                            .for_each(|p, m, v, &g| update(p, m, v, g));
-                    }
-                }
+        let mut jobs = Vec::new();
+        for (i, ((value, m), v)) in store
+            .values_mut()
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+            .enumerate()
+        {
+            if let Some(g) = grads.get(ParamId(i)) {
+                let m = m.get_or_insert_with(|| Array2::zeros(value.raw_dim()));
+                let v = v.get_or_insert_with(|| Array2::zeros(value.raw_dim()));
+                jobs.push((value, m, v, g));
             }
         }
+        // Parameters are independent: the many small row updates of the embedding tables run
+        // side by side instead of on one core while the others wait.
+        jobs.into_par_iter()
+            .for_each(|(value, m, v, g)| adam_update(&c, value, m, v, g));
     }
 
     /// Checks every new value first, reading only what the update would touch (the

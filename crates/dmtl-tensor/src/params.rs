@@ -61,6 +61,12 @@ impl ParamStore {
         Self::default()
     }
 
+    /// Every parameter's value, mutably, in id order: for optimizers that update several
+    /// parameters at once.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Array2<f32>> {
+        self.params.iter_mut().map(|p| &mut p.value)
+    }
+
     /// Registers a parameter with the given value.
     ///
     /// # Panics
