@@ -85,6 +85,36 @@ fn resume_hint(dir: &Path) -> String {
     )
 }
 
+/// A note naming the build folders (`.<name>.new-<pid>`, [`StagedRunDir`]) that killed runs
+/// of `run` left beside it: they hold the killed run's states and can be resumed themselves.
+fn killed_build_hint(run: &Path) -> String {
+    let (Some(parent), Some(name)) = (run.parent(), run.file_name()) else {
+        return String::new();
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!(".{}.new-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return String::new();
+    };
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| parent.join(e.file_name()).display().to_string())
+        .collect();
+    found.sort();
+    match found.first() {
+        None => String::new(),
+        Some(f) => format!(
+            " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
+            run.display()
+        ),
+    }
+}
+
 /// Runs `dmtl train --resume RUN_DIR`: continues the run in the run folder `run` in place.
 ///
 /// The run's own `config.toml`, schema and vocabularies are reused (the log it names is read
@@ -98,7 +128,11 @@ fn resume_hint(dir: &Path) -> String {
 /// when a state does not match the configuration.
 pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetrics)> {
     if !run.is_dir() {
-        bail!("{}: no such run folder to resume", run.display());
+        bail!(
+            "{}: no such run folder to resume{}",
+            run.display(),
+            killed_build_hint(run)
+        );
     }
     for f in [CONFIG_FILE, SCHEMA_FILE, VOCAB_FILE] {
         if !run.join(f).is_file() {

@@ -222,4 +222,10 @@ fn a_stopped_run_resumed_matches_an_uninterrupted_one() {
     let o = dmtl(&["train", "--resume", s(&missing)]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains(s(&missing)), "{}", stderr(&o));
+    // A killed run's build folder beside the missing one is named.
+    let build = tmp.join(".nope.new-999");
+    std::fs::create_dir(&build).unwrap();
+    let o = dmtl(&["train", "--resume", s(&missing)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(s(&build)), "{}", stderr(&o));
 }
