@@ -80,15 +80,47 @@ pub enum States {
 }
 
 impl States {
-    /// The state directory of `stage` in the run folder `dir`, if states are kept.
-    pub fn dir(self, dir: &Path, stage: &str) -> Option<StateDir> {
+    /// The state directory of `stage` in the run folder `dir`, if states are kept; on resume,
+    /// logs where the stage's state stands (`RUST_LOG=info`).
+    pub fn dir(self, dir: &Path, stage: &str, epochs: usize) -> Option<StateDir> {
         let d = dir.join(STATE_DIR).join(stage);
         match self {
             States::Off => None,
             States::Fresh => Some(StateDir::fresh(d)),
-            States::Resume => Some(StateDir::resume(d)),
+            States::Resume => {
+                info!("{stage}: {}", describe_state(&d, epochs));
+                Some(StateDir::resume(d))
+            }
         }
     }
+}
+
+/// Where the training state in `dir` stands, in words, from its manifest's `position` (the
+/// library checks the state itself when it loads it).
+fn describe_state(dir: &Path, epochs: usize) -> String {
+    let path = dir.join(dmtl_teacher::train::state::MANIFEST);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return "no training state, starting afresh".into();
+    };
+    let pos = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| t.get("position").and_then(|p| p.as_table()).cloned());
+    let Some(pos) = pos else {
+        return format!("{}: unreadable training state", path.display());
+    };
+    let int = |k: &str| pos.get(k).and_then(|v| v.as_integer()).unwrap_or(0);
+    let early = pos
+        .get("stopped_early")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if early || int("epoch") as usize >= epochs {
+        return "the training state says it is done: loaded from it, not retrained".into();
+    }
+    format!(
+        "resuming from the training state at epoch {}, batch {}",
+        int("epoch") + 1,
+        int("batch")
+    )
 }
 
 /// One epoch of a model's training curve.
@@ -531,7 +563,7 @@ fn teacher_stage(
             let opts = &cfg.teacher.train;
             let n_batches = data.train.n_rows.div_ceil(opts.batch_size);
             let mut bar = progress.training("teacher", opts.epochs, n_batches, opts.batch_size);
-            let state = states.dir(dir, ModelName::Teacher.as_str());
+            let state = states.dir(dir, ModelName::Teacher.as_str(), opts.epochs);
             let hist = t
                 .train_from(
                     &data.train,
@@ -731,7 +763,7 @@ pub fn run_pipeline_with(
         let opts = &scfg.train;
         let n_batches = data.train.n_rows.div_ceil(opts.batch_size);
         let mut bar = progress.training(model.as_str(), opts.epochs, n_batches, opts.batch_size);
-        let state = states.dir(dir, model.as_str());
+        let state = states.dir(dir, model.as_str(), scfg.train.epochs);
         let hist = student
             .train_from(
                 &data.train,

@@ -107,6 +107,7 @@ fn stop_then_resume(
     teacher_extra: &str,
     student_extra: &str,
     stage: &str,
+    expect_resumed_at: &[(&str, &str)],
     before_resume: impl FnOnce(&Path),
 ) -> PathBuf {
     let cfg = tmp.join(format!("{name}.toml"));
@@ -128,8 +129,22 @@ fn stop_then_resume(
     assert!(run.join("state").join(stage).join("state.toml").is_file());
     assert!(!run.join("metrics.json").exists());
     before_resume(&run);
-    let o = dmtl(&["train", "--resume", s(&run)]);
-    assert!(o.status.success(), "{name}: resume: {}", stderr(&o));
+    let o = Command::new(BIN)
+        .args(["--quiet", "train", "--resume", s(&run)])
+        .env("DMTL_THREADS", "2")
+        .env("RUST_LOG", "dmtl_runner=info")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{name}: resume: {err}");
+    // The resumed run continued from the states (a retraining from scratch would end with the
+    // same bytes too, so the equality below alone would not show it).
+    for (stage, said) in expect_resumed_at {
+        assert!(
+            err.contains(&format!("{stage}: {said}")),
+            "{name}: {stage}: {said}: {err}"
+        );
+    }
     run
 }
 
@@ -171,6 +186,10 @@ fn a_stopped_run_resumed_matches_an_uninterrupted_one() {
         "stop_after_batches = 6",
         "",
         "teacher",
+        &[(
+            "teacher",
+            "resuming from the training state at epoch 1, batch 6",
+        )],
         |run| {
             let cfg = run.join("config.toml");
             let good = std::fs::read_to_string(&cfg).unwrap();
@@ -197,6 +216,18 @@ fn a_stopped_run_resumed_matches_an_uninterrupted_one() {
         "",
         "stop_after_batches = 25",
         "dmtl",
+        // The student stopped 25 batches in: in its second epoch (an epoch has fewer than 25
+        // batches and more than 12).
+        &[
+            (
+                "teacher",
+                "the training state says it is done: loaded from it",
+            ),
+            (
+                "dmtl",
+                "resuming from the training state at epoch 2, batch ",
+            ),
+        ],
         |_| {},
     );
     for run in [&mid_teacher, &mid_student] {
