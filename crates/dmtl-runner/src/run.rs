@@ -712,6 +712,17 @@ pub fn run_pipeline_with(
             .with_context(|| format!("creating the run folder {}", dir.display()))?;
         write_text(&dir.join(CONFIG_FILE), &cfg.to_toml_string())?;
         data.write(dir)?;
+    } else {
+        // The corpus tables are written last when a run starts; a run killed before them
+        // gets them now, from the same rows.
+        for (file, table) in [
+            (ITEMS_FILE, &data.corpus_raw),
+            (USERS_FILE, &data.users_raw),
+        ] {
+            if !dir.join(file).is_file() {
+                write_parquet(table, &data.schema, dir.join(file))?;
+            }
+        }
     }
     let k = cfg.eval.k;
     let edges = eval::edges(
