@@ -16,7 +16,8 @@ use crate::fsutil::{create_run_dir, run_dir_path, write_text, StagedRunDir};
 use crate::progress::Progress;
 use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
-    vocab_hint, RunMetrics, ITEMS_FILE, METRICS_FILE, PLOTS_DIR, REPORT_FILE, USERS_FILE,
+    run_pipeline_with, vocab_hint, RunMetrics, States, CONFIG_FILE, ITEMS_FILE, METRICS_FILE,
+    PLOTS_DIR, REPORT_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE,
 };
 use crate::table::{check_output_path, write_table, Column};
 
@@ -45,12 +46,111 @@ pub fn train_config(
     info!(dir = %dir.display(), "run folder");
     let seed = cfg.student.seed;
     // The build folder is created by the pipeline once the data has been read (bad input
-    // creates nothing) and removed when the pipeline fails. A resumed run would instead keep
-    // writing into `dir` itself, which `run_pipeline` allows.
+    // creates nothing) and removed when the pipeline fails. A resumed run instead keeps
+    // writing into `dir` itself ([`train_resume`]).
     let stage = StagedRunDir::new(&dir)?;
-    let m = run_pipeline(cfg, stage.path(), "train", seed, progress)?;
-    let dir = stage.commit()?;
-    Ok((dir, m))
+    match run_pipeline_with(cfg, stage.path(), "train", seed, States::Fresh, progress) {
+        Ok(m) => {
+            let dir = stage.commit()?;
+            Ok((dir, m))
+        }
+        // A requested stop: the states are saved, so the partial run is moved into place
+        // (replacing an earlier folder there) to be resumed.
+        Err(e) if interrupted(&e) => {
+            let dir = stage.commit()?;
+            Err(e.context(resume_hint(&dir)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a training error is a requested stop (`stop_after_batches`) after which the state
+/// was saved.
+fn interrupted(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref(),
+        Some(dmtl_teacher::TeacherError::Interrupted { .. })
+    ) || matches!(
+        e.downcast_ref(),
+        Some(dmtl_student::StudentError::Interrupted { .. })
+    )
+}
+
+fn resume_hint(dir: &Path) -> String {
+    format!(
+        "the run stopped part-way (stop_after_batches); its training states are in {}: \
+         continue it with `dmtl train --resume {}`",
+        dir.join(STATE_DIR).display(),
+        dir.display()
+    )
+}
+
+/// A note naming the build folders (`.<name>.new-<pid>`, [`StagedRunDir`]) that killed runs
+/// of `run` left beside it: they hold the killed run's states and can be resumed themselves.
+fn killed_build_hint(run: &Path) -> String {
+    let (Some(parent), Some(name)) = (run.parent(), run.file_name()) else {
+        return String::new();
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!(".{}.new-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return String::new();
+    };
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| parent.join(e.file_name()).display().to_string())
+        .collect();
+    found.sort();
+    match found.first() {
+        None => String::new(),
+        Some(f) => format!(
+            " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
+            run.display()
+        ),
+    }
+}
+
+/// Runs `dmtl train --resume RUN_DIR`: continues the run in the run folder `run` in place.
+///
+/// The run's own `config.toml`, schema and vocabularies are reused (the log it names is read
+/// and split again with the same seeds, and encoded with the saved vocabularies, so the
+/// resumed run sees exactly the rows the first one did); every stage continues from its state
+/// under `run/state/<stage>/` (a stage whose state says it is done is loaded from it, not
+/// retrained; a stage without a state starts afresh). `stop_after_batches` of the saved
+/// configuration is ignored. Outputs are written into `run` file by file, atomically.
+///
+/// Fails, naming the folder, when `run` is not a run folder, and naming the file and the key
+/// when a state does not match the configuration.
+pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetrics)> {
+    if !run.is_dir() {
+        bail!(
+            "{}: no such run folder to resume{}",
+            run.display(),
+            killed_build_hint(run)
+        );
+    }
+    for f in [CONFIG_FILE, SCHEMA_FILE, VOCAB_FILE] {
+        if !run.join(f).is_file() {
+            bail!(
+                "{}: not a run folder of `dmtl train` (no {f}); nothing to resume",
+                run.display()
+            );
+        }
+    }
+    let mut cfg = RunConfig::load(&run.join(CONFIG_FILE))
+        .with_context(|| format!("{}: reading the run's configuration", run.display()))?;
+    cfg.teacher.train.stop_after_batches = None;
+    cfg.student.train.stop_after_batches = None;
+    info!(dir = %run.display(), "resuming the run");
+    let seed = cfg.student.seed;
+    let m = run_pipeline_with(&cfg, run, "train", seed, States::Resume, progress)
+        .with_context(|| format!("resuming the run {}", run.display()))?;
+    Ok((run.to_path_buf(), m))
 }
 
 /// Options of `dmtl demo`.

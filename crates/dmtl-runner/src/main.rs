@@ -61,11 +61,15 @@ enum Command {
     /// checked before any work; errors name the file and the key.
     Train {
         /// The run configuration (run.toml).
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "resume")]
+        config: Option<PathBuf>,
         /// Run folder (default runs/train-<timestamp>).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "resume")]
         out: Option<PathBuf>,
+        /// Continue a stopped run in its folder, from its saved configuration and training
+        /// states (stages already done are loaded, not retrained).
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
+        resume: Option<PathBuf>,
     },
     /// Per-impression predictions of a trained model for a log, to CSV or Parquet.
     ///
@@ -189,9 +193,17 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
                 r.dir.join(dmtl_runner::run::REPORT_FILE).display()
             );
         }
-        Command::Train { config, out } => {
-            let (dir, m) = commands::train(&config, out.as_deref(), progress)?;
-            let cfg = dmtl_runner::RunConfig::load(&config)?;
+        Command::Train {
+            config,
+            out,
+            resume,
+        } => {
+            let (dir, m) = match (&resume, &config) {
+                (Some(run), _) => commands::train_resume(run, progress)?,
+                (None, Some(config)) => commands::train(config, out.as_deref(), progress)?,
+                (None, None) => anyhow::bail!("give --config or --resume"),
+            };
+            let cfg = dmtl_runner::RunConfig::load(&dir.join(dmtl_runner::run::CONFIG_FILE))?;
             println!("{}", dmtl_runner::report::table(&m.models, cfg.eval.k));
             println!(
                 "{:.0} s; report: {}",

@@ -13,6 +13,7 @@
 //! models/<name>/     student.safetensors + student.toml per two-tower model
 //! metrics.json       every number of the report, per model, with the training curves
 //! report.md          the table and the plots (plots/*.svg)
+//! state/<stage>/     training states (`dmtl train` only): what `dmtl train --resume` continues
 //! ```
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use dmtl_data::{
 };
 use dmtl_student::retrieval::top_k;
 use dmtl_student::{ObjectiveExt, Student};
+use dmtl_teacher::train::state::StateDir;
 use dmtl_teacher::Teacher;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -60,6 +62,66 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub const REPORT_FILE: &str = "report.md";
 /// The plots' folder in a run folder.
 pub const PLOTS_DIR: &str = "plots";
+/// The folder of the training states (one sub-folder per stage: `teacher`, `dmtl`, `b1`, ...)
+/// in a run folder.
+pub const STATE_DIR: &str = "state";
+
+/// Whether and how a pipeline keeps training states under `<run>/state/<stage>/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum States {
+    /// No states (`dmtl demo`).
+    Off,
+    /// A new run: states are written from scratch, so that a stopped run can be resumed.
+    Fresh,
+    /// Continue the run in its own folder: its configuration, schema, vocabularies and corpus
+    /// tables are reused (not rewritten), and every stage continues from its state (a stage
+    /// whose state says it is done is loaded from it, not retrained).
+    Resume,
+}
+
+impl States {
+    /// The state directory of `stage` in the run folder `dir`, if states are kept; on resume,
+    /// logs where the stage's state stands (`RUST_LOG=info`).
+    pub fn dir(self, dir: &Path, stage: &str, epochs: usize) -> Option<StateDir> {
+        let d = dir.join(STATE_DIR).join(stage);
+        match self {
+            States::Off => None,
+            States::Fresh => Some(StateDir::fresh(d)),
+            States::Resume => {
+                info!("{stage}: {}", describe_state(&d, epochs));
+                Some(StateDir::resume(d))
+            }
+        }
+    }
+}
+
+/// Where the training state in `dir` stands, in words, from its manifest's `position` (the
+/// library checks the state itself when it loads it).
+fn describe_state(dir: &Path, epochs: usize) -> String {
+    let path = dir.join(dmtl_teacher::train::state::MANIFEST);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return "no training state, starting afresh".into();
+    };
+    let pos = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| t.get("position").and_then(|p| p.as_table()).cloned());
+    let Some(pos) = pos else {
+        return format!("{}: unreadable training state", path.display());
+    };
+    let int = |k: &str| pos.get(k).and_then(|v| v.as_integer()).unwrap_or(0);
+    let early = pos
+        .get("stopped_early")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    if early || int("epoch") as usize >= epochs {
+        return "the training state says it is done: loaded from it, not retrained".into();
+    }
+    format!(
+        "resuming from the training state at epoch {}, batch {}",
+        int("epoch") + 1,
+        int("batch")
+    )
+}
 
 /// One epoch of a model's training curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +304,16 @@ impl Prepared {
 /// Reads (or simulates), splits, builds or loads the vocabularies and encodes; writes nothing,
 /// so that bad input stops a run before any file of its folder is touched.
 pub fn prepare_data(cfg: &RunConfig, progress: &Progress) -> Result<Prepared> {
+    prepare_data_in(cfg, cfg.stages.from_run.as_deref(), progress)
+}
+
+/// [`prepare_data`] with the vocabularies of the run folder `vocab_run` (when given) instead
+/// of vocabularies built on the training rows.
+pub fn prepare_data_in(
+    cfg: &RunConfig,
+    vocab_run: Option<&Path>,
+    progress: &Progress,
+) -> Result<Prepared> {
     let step = progress.step("reading the data");
     let mut skipped = 0;
     let (mut schema, train_raw, test_raw, items_raw, sim, source) = if let Some(sc) = &cfg.simulator
@@ -321,7 +393,7 @@ pub fn prepare_data(cfg: &RunConfig, progress: &Progress) -> Result<Prepared> {
     step.finish();
 
     let step = progress.step("building vocabularies and encoding");
-    let vocabs = match &cfg.stages.from_run {
+    let vocabs = match vocab_run {
         Some(run) => {
             let v = Vocabularies::load(run.join(VOCAB_FILE))?;
             v.check_against(&schema).with_context(|| {
@@ -471,6 +543,7 @@ fn teacher_stage(
     data: &Prepared,
     dir: &Path,
     loaded: Option<Teacher>,
+    states: States,
     progress: &Progress,
 ) -> Result<Option<(Teacher, Vec<EpochPoint>, Option<usize>, f64)>> {
     let out = dir.join(TEACHER_DIR);
@@ -490,20 +563,36 @@ fn teacher_stage(
             let opts = &cfg.teacher.train;
             let n_batches = data.train.n_rows.div_ceil(opts.batch_size);
             let mut bar = progress.training("teacher", opts.epochs, n_batches, opts.batch_size);
-            let hist = t.train(&data.train, data.valid.as_ref(), opts, |ev| match ev {
-                dmtl_teacher::TrainEvent::Batch { epoch, loss, .. } => bar.batch(*epoch, *loss),
-                dmtl_teacher::TrainEvent::Epoch(r) => {
-                    let line = format!(
-                        "teacher epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
-                        r.epoch + 1,
-                        r.train_loss,
-                        fmt_opt(r.valid.as_ref().and_then(|v| v.long_read_auc)),
-                        r.impressions_per_second
-                    );
-                    info!("{line}");
-                    bar.epoch(line);
-                }
-            })?;
+            let state = states.dir(dir, ModelName::Teacher.as_str(), opts.epochs);
+            let hist = t
+                .train_from(
+                    &data.train,
+                    data.valid.as_ref(),
+                    opts,
+                    state.as_ref(),
+                    |ev| match ev {
+                        dmtl_teacher::TrainEvent::Batch { epoch, loss, .. } => {
+                            bar.batch(*epoch, *loss)
+                        }
+                        dmtl_teacher::TrainEvent::Epoch(r) => {
+                            let line = format!(
+                                "teacher epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
+                                r.epoch + 1,
+                                r.train_loss,
+                                fmt_opt(r.valid.as_ref().and_then(|v| v.long_read_auc)),
+                                r.impressions_per_second
+                            );
+                            info!("{line}");
+                            bar.epoch(line);
+                        }
+                    },
+                )
+                .map_err(|e| match e {
+                    dmtl_teacher::TeacherError::Interrupted { .. } => {
+                        anyhow::Error::new(e).context("training the teacher")
+                    }
+                    e => e.into(),
+                })?;
             bar.finish();
             t.save(&out)?;
             let points = hist
@@ -578,19 +667,63 @@ pub fn run_pipeline(
     seed: u64,
     progress: &Progress,
 ) -> Result<RunMetrics> {
+    run_pipeline_with(cfg, dir, command, seed, States::Off, progress)
+}
+
+/// [`run_pipeline`] keeping training states as `states` says. With [`States::Resume`], `dir`
+/// must be a run folder whose `config.toml` `cfg` was read from: its vocabularies are
+/// reused and the data it was built from must encode to the same schema.
+pub fn run_pipeline_with(
+    cfg: &RunConfig,
+    dir: &Path,
+    command: &str,
+    seed: u64,
+    states: States,
+    progress: &Progress,
+) -> Result<RunMetrics> {
     let start = Instant::now();
     // Everything that can be wrong with the input (the log, the schema, an earlier run's
     // vocabularies or teacher) is found before the first write, so a run stopped by bad input
     // leaves its folder as it was (and does not create it).
-    let data = prepare_data(cfg, progress)?;
+    let resume = states == States::Resume;
+    let vocab_run = if resume {
+        Some(dir)
+    } else {
+        cfg.stages.from_run.as_deref()
+    };
+    let data = prepare_data_in(cfg, vocab_run, progress)?;
+    if resume {
+        let saved = Schema::load(dir.join(SCHEMA_FILE))?;
+        if saved != data.schema {
+            bail!(
+                "{}: the schema of the run differs from the one its data now gives ({}): \
+                 the data changed since the run started",
+                dir.join(SCHEMA_FILE).display(),
+                data.summary.source
+            );
+        }
+    }
     let loaded = match cfg.stages.teacher {
         TeacherStage::Load => Some(load_from_run_teacher(cfg, &data)?),
         _ => None,
     };
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the run folder {}", dir.display()))?;
-    write_text(&dir.join(CONFIG_FILE), &cfg.to_toml_string())?;
-    data.write(dir)?;
+    if !resume {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the run folder {}", dir.display()))?;
+        write_text(&dir.join(CONFIG_FILE), &cfg.to_toml_string())?;
+        data.write(dir)?;
+    } else {
+        // The corpus tables are written last when a run starts; a run killed before them
+        // gets them now, from the same rows.
+        for (file, table) in [
+            (ITEMS_FILE, &data.corpus_raw),
+            (USERS_FILE, &data.users_raw),
+        ] {
+            if !dir.join(file).is_file() {
+                write_parquet(table, &data.schema, dir.join(file))?;
+            }
+        }
+    }
     let k = cfg.eval.k;
     let edges = eval::edges(
         data.sim
@@ -600,7 +733,7 @@ pub fn run_pipeline(
     );
     let mut rows: Vec<ModelResult> = Vec::new();
 
-    let teacher = teacher_stage(cfg, &data, dir, loaded, progress)?;
+    let teacher = teacher_stage(cfg, &data, dir, loaded, states, progress)?;
     let mut teacher_train_p: Option<Vec<f32>> = None;
     if let Some((t, history, best_epoch, secs)) = &teacher {
         let step = progress.step("teacher: scoring the training and test rows");
@@ -641,25 +774,35 @@ pub fn run_pipeline(
         let opts = &scfg.train;
         let n_batches = data.train.n_rows.div_ceil(opts.batch_size);
         let mut bar = progress.training(model.as_str(), opts.epochs, n_batches, opts.batch_size);
-        let hist = student.train(
-            &data.train,
-            data.valid.as_ref(),
-            teacher_train_p.as_deref(),
-            |ev| match ev {
-                dmtl_student::TrainEvent::Batch { epoch, loss, .. } => bar.batch(*epoch, *loss),
-                dmtl_student::TrainEvent::Epoch(r) => {
-                    let line = format!(
-                        "{model} epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
-                        r.epoch + 1,
-                        r.train_loss,
-                        fmt_opt(r.valid.as_ref().and_then(|v| v.long_read_auc)),
-                        r.impressions_per_second
-                    );
-                    info!("{line}");
-                    bar.epoch(line);
+        let state = states.dir(dir, model.as_str(), scfg.train.epochs);
+        let hist = student
+            .train_from(
+                &data.train,
+                data.valid.as_ref(),
+                teacher_train_p.as_deref(),
+                state.as_ref(),
+                |ev| match ev {
+                    dmtl_student::TrainEvent::Batch { epoch, loss, .. } => bar.batch(*epoch, *loss),
+                    dmtl_student::TrainEvent::Epoch(r) => {
+                        let line = format!(
+                            "{model} epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
+                            r.epoch + 1,
+                            r.train_loss,
+                            fmt_opt(r.valid.as_ref().and_then(|v| v.long_read_auc)),
+                            r.impressions_per_second
+                        );
+                        info!("{line}");
+                        bar.epoch(line);
+                    }
+                },
+            )
+            .map_err(|e| match e {
+                // Which model stopped, for the message that says how to resume.
+                dmtl_student::StudentError::Interrupted { .. } => {
+                    anyhow::Error::new(e).context(format!("training {model}"))
                 }
-            },
-        )?;
+                e => e.into(),
+            })?;
         bar.finish();
         let secs = t0.elapsed().as_secs_f64();
         student.save(&dir.join(MODELS_DIR).join(model.as_str()))?;
