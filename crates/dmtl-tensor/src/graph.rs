@@ -372,7 +372,10 @@ fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     // SAFETY: f32 has no invalid bit patterns, and a GEMM with beta = 0 writes every entry of
     // C without reading it (OpenBLAS and matrixmultiply both document this; ndarray's own `dot`
     // relies on it), so the zero-fill a fresh buffer would need is wasted work.
-    unsafe { v.set_len(m * n) };
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        v.set_len(m * n)
+    };
     let mut c = Array2::from_shape_vec((m, n), v).expect("m * n entries");
     ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
     c
