@@ -131,6 +131,19 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The rows `range` of this batch: the batch itself, borrowed, when `range` covers it
+    /// whole, else [`Batch::slice_rows`].
+    ///
+    /// # Panics
+    /// When `range` reaches past `n_rows`.
+    pub fn part(&self, range: std::ops::Range<usize>) -> std::borrow::Cow<'_, Batch> {
+        if range == (0..self.n_rows) {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            std::borrow::Cow::Owned(self.slice_rows(range))
+        }
+    }
+
     /// The contiguous rows `range` of this batch as a batch of their own (in the same order),
     /// e.g. to split a batch into shards that run in parallel.
     ///

@@ -257,6 +257,8 @@ fn a_batch_slice_is_the_batch_of_those_rows() {
     let b = d.batch(&rows);
     for range in [0..40, 40..100, 0..100, 55..55] {
         let part = b.slice_rows(range.clone());
-        assert_eq!(part, d.batch(&rows[range]));
+        assert_eq!(part, d.batch(&rows[range.clone()]));
+        assert_eq!(*b.part(range), part);
     }
+    assert!(matches!(b.part(0..100), std::borrow::Cow::Borrowed(_)));
 }

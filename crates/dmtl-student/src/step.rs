@@ -55,13 +55,7 @@ pub fn loss_and_grads(
             .unwrap_or(0.0)
     };
     let sharded = data_parallel_weighted(store, n, shards, weight, |g, rows| {
-        let part;
-        let b = if rows.len() == n {
-            batch
-        } else {
-            part = batch.slice_rows(rows.clone());
-            &part
-        };
+        let b = &*batch.part(rows.clone());
         let s = towers.score(g, b);
         let loss = objective.loss(g, s, &targets_of(rows));
         (loss, vec![g.scalar(loss)])

@@ -244,7 +244,7 @@ pub(crate) fn batched(
         // One batch: its rows in shards, one per thread.
         let batch = data.batch(chunks[0]);
         return Ok(forward_rows(store, batch.n_rows, |g, r| {
-            f(g, &batch.slice_rows(r))
+            f(g, &batch.part(r))
         }));
     }
     // Batches in parallel with one BLAS thread each beat one batch at a time with
@@ -413,13 +413,7 @@ impl Student {
             .user_fields
             .check_fields(&batch.fields, batch.n_rows)?;
         Ok(forward_rows(&self.store, batch.n_rows, |g, r| {
-            let part;
-            let b = if r.len() == batch.n_rows {
-                batch
-            } else {
-                part = batch.slice_rows(r);
-                &part
-            };
+            let b = &*batch.part(r);
             self.user_tower(g, b)
         }))
     }

@@ -274,13 +274,7 @@ impl Teacher {
             1
         };
         let logits = forward_rows_in(&self.store, batch.n_rows, shards, |g, rows| {
-            let part;
-            let b = if rows.len() == batch.n_rows {
-                batch
-            } else {
-                part = batch.slice_rows(rows);
-                &part
-            };
+            let b = &*batch.part(rows);
             let out = self.forward(g, b);
             g.concat_cols(&[out.ctr_logit, out.cvr_logit])
         });

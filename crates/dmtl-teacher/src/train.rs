@@ -134,13 +134,7 @@ impl Teacher {
         let w = self.config().ctcvr_weight;
         // Row shards of the batch run forward and backward in parallel (one per thread).
         let sharded = data_parallel(self.store(), batch.n_rows, |g, rows| {
-            let part;
-            let b = if rows.len() == batch.n_rows {
-                batch
-            } else {
-                part = batch.slice_rows(rows);
-                &part
-            };
+            let b = &*batch.part(rows);
             let out = self.forward(g, b);
             let loss = esmm_loss(
                 g,
