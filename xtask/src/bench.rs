@@ -58,6 +58,14 @@ const FIGURES: &[Figure] = &[
         target: 2.0,
     },
     Figure {
+        what: "user-tower inference, bf16 option (batch 1024)",
+        criterion_id: "student/user_tower_inference_bf16_b1024",
+        per_iter: 1024.0,
+        unit: "imp/s",
+        twin: Twin::Torch(&["--task", "user_tower_infer", "--bf16"]),
+        target: 0.0,
+    },
+    Figure {
         what: "exact top-100, 200k items x 64",
         criterion_id: "retrieval_200000x64_k100/default",
         per_iter: 1024.0,
@@ -250,7 +258,11 @@ pub fn summary(root: &Path, threads: usize) {
                     torch_teacher_mb = lines.iter().find_map(|l| json_number(l, "peak_rss_mb"));
                 }
                 (
-                    "PyTorch",
+                    if args.contains(&"--bf16") {
+                        "PyTorch (bf16 autocast)"
+                    } else {
+                        "PyTorch"
+                    },
                     lines
                         .iter()
                         .find_map(|l| json_number(l, "imps_per_s_median")),
