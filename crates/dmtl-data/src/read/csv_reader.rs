@@ -434,15 +434,17 @@ struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
-    /// The total length of field `f`'s cells (0 for rows of the wrong width): room for the
-    /// column's text.
-    fn field_bytes(&self, f: usize) -> usize {
-        self.cells
-            .iter()
-            .skip(f)
-            .step_by(self.width)
-            .map(|&(s, e)| e - s)
-            .sum()
+    /// The total length of each field's cells (0 for rows of the wrong width): room for the
+    /// columns' text. One pass in row order, as a pass per field strided over the table cost
+    /// several times more.
+    fn field_bytes(&self) -> Vec<usize> {
+        let mut sums = vec![0; self.width];
+        for row in self.cells.chunks_exact(self.width) {
+            for (sum, &(s, e)) in sums.iter_mut().zip(row) {
+                *sum += e - s;
+            }
+        }
+        sums
     }
 
     fn cell(&self, k: usize, f: usize) -> Cell<'a> {
@@ -656,12 +658,13 @@ impl Ctx<'_> {
                 }
             }))
         };
+        let field_bytes = table.field_bytes();
         let mut columns = Vec::with_capacity(self.plan.features.len());
         for (&(si, fi), mut col) in self.plan.features.iter().zip(outs.drain(..)) {
             let spec = &self.schema.columns[si];
             match &mut col {
                 RawColumn::Categorical(v) => {
-                    v.reserve(0, table.field_bytes(fi));
+                    v.reserve(0, field_bytes[fi]);
                     for k in 0..n {
                         match table.cell(k, fi) {
                             Ok(s) => v.push(s),
@@ -675,7 +678,7 @@ impl Ctx<'_> {
                 RawColumn::MultiHot { tokens, offsets } => {
                     let sep = spec.separator();
                     // Tokens are the cells less their separators: the cells' size bounds them.
-                    tokens.reserve(0, table.field_bytes(fi));
+                    tokens.reserve(0, field_bytes[fi]);
                     for k in 0..n {
                         match table.cell(k, fi) {
                             Ok(s) => split_bag(s, sep).for_each(|t| tokens.push(t)),
