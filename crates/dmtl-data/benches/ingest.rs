@@ -84,7 +84,7 @@ fn skewed(rng: &mut ChaCha8Rng, k: usize) -> usize {
 
 fn generate(n: usize) -> RawLog {
     let mut rng = ChaCha8Rng::seed_from_u64(2102_07142);
-    let cat = |rng: &mut ChaCha8Rng, prefix: &str, k: usize, skew: bool| -> Vec<String> {
+    let cat = |rng: &mut ChaCha8Rng, prefix: &str, k: usize, skew: bool| -> StrColumn {
         (0..n)
             .map(|_| {
                 let i = if skew {
@@ -97,11 +97,11 @@ fn generate(n: usize) -> RawLog {
             .collect()
     };
     let bag = |rng: &mut ChaCha8Rng, prefix: &str, vocab: usize, max: usize| -> RawColumn {
-        let mut tokens = Vec::new();
+        let mut tokens = StrColumn::new();
         let mut offsets = vec![0];
         for _ in 0..n {
             for _ in 0..rng.gen_range(1..=max) {
-                tokens.push(format!("{prefix}{}", skewed(rng, vocab)));
+                tokens.push(&format!("{prefix}{}", skewed(rng, vocab)));
             }
             offsets.push(tokens.len());
         }

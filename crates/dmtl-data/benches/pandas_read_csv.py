@@ -8,8 +8,9 @@ for the default C parser and, if available, pyarrow's (multi-threaded).
 What each side holds afterwards: pandas a DataFrame of 13 string columns (with pandas >= 3 and
 pyarrow installed, Arrow-backed `str` columns: one byte buffer and offsets per column; before,
 one Python string object per cell) plus int8 clicks and float32 durations, with the two tag
-columns unsplit; dmtl a `RawLog` with one `String` per categorical cell, the tag columns split
-into one `String` per token, f32 labels, every value checked. Both read every column, and both
+columns unsplit; dmtl a `RawLog` whose string columns are `StrColumn`s (one byte buffer and end
+offsets per column, as Arrow), the tag columns split into tokens, f32 labels, every value
+checked. Both read every column, and both
 times include freeing the previous result (pandas frees it when `df` is reassigned).
 """
 import os

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
-use crate::raw::{RawColumn, RawLog};
+use crate::raw::{RawColumn, RawLog, StrColumn};
 use crate::schema::{Kind, Schema};
 use crate::vocab::{Vocabularies, OOV};
 
@@ -183,14 +183,14 @@ impl Batch {
     }
 }
 
-fn group(ids: &[String]) -> (Vec<u32>, Vec<String>) {
+fn group(ids: &StrColumn) -> (Vec<u32>, Vec<String>) {
     let mut index: HashMap<&str, u32> = HashMap::new();
     let mut names = Vec::new();
     let groups = ids
         .iter()
         .map(|id| {
-            *index.entry(id.as_str()).or_insert_with(|| {
-                names.push(id.clone());
+            *index.entry(id).or_insert_with(|| {
+                names.push(id.to_string());
                 names.len() as u32 - 1
             })
         })

@@ -3,8 +3,9 @@
 //! - [`Schema`] (TOML) says which columns are features — their side (user, item, context) and
 //!   kind (categorical, multi-hot, dense) — which are the click and duration labels, which identify
 //!   users and items, the long-read threshold, and how to split train and test.
-//! - [`read_log`] and the streaming [`LogReader`] read CSV or Parquet into a columnar [`RawLog`];
-//!   [`write_csv`] and [`write_parquet`] write one back. Bad input is a [`DataError`] naming the
+//! - [`read_log`] and the streaming [`LogReader`] read CSV or Parquet into a columnar [`RawLog`]
+//!   (each string column a [`StrColumn`]: one text buffer plus value ends, no allocation per
+//!   value); [`write_csv`] and [`write_parquet`] write one back. Bad input is a [`DataError`] naming the
 //!   file, line or row, column and what was expected (or, on request, a skipped row).
 //! - [`split_train_test`] splits the raw log by time or at random, so that [`Vocabularies`] are
 //!   built from training rows only; index 0 of every table is the out-of-vocabulary row.
@@ -38,6 +39,7 @@ pub mod read;
 pub mod schema;
 pub mod sim;
 pub mod stream;
+pub mod strings;
 pub mod vocab;
 pub mod write;
 
@@ -51,5 +53,6 @@ pub use schema::{ColumnSpec, Defaults, IdColumns, Kind, LabelColumns, Schema, Si
 pub use stream::{
     check_batch_labels, check_dataset_labels, check_labels, BatchSource, StreamSource,
 };
+pub use strings::StrColumn;
 pub use vocab::{Vocabularies, Vocabulary, OOV};
 pub use write::{write_csv, write_parquet};

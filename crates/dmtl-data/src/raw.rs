@@ -1,16 +1,21 @@
 //! The raw, columnar form of an impression log: what the CSV and Parquet readers produce and the
 //! simulator emits, before vocabularies turn strings into embedding-table indices.
+//!
+//! String columns are [`StrColumn`]s: each column's values sit back to back in one buffer, so a
+//! log of millions of ids and tags costs a few allocations rather than one per value.
+
+pub use crate::strings::{Iter as StrIter, StrColumn};
 
 /// One raw feature column, as read from a log.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawColumn {
     /// Categorical ids, one string per row (ids are strings even when they look numeric).
-    Categorical(Vec<String>),
+    Categorical(StrColumn),
     /// Multi-hot bags: every row's tokens flattened into `tokens`; row `r` owns
     /// `tokens[offsets[r]..offsets[r + 1]]`. `offsets.len() == n_rows + 1`. A bag may be empty.
     MultiHot {
         /// All tokens, row after row.
-        tokens: Vec<String>,
+        tokens: StrColumn,
         /// Row boundaries into `tokens`, starting at 0.
         offsets: Vec<usize>,
     },
@@ -72,9 +77,9 @@ impl RawColumn {
     /// An empty column of the given kind.
     pub fn empty(kind: crate::schema::Kind) -> RawColumn {
         match kind {
-            crate::schema::Kind::Categorical => RawColumn::Categorical(Vec::new()),
+            crate::schema::Kind::Categorical => RawColumn::Categorical(StrColumn::new()),
             crate::schema::Kind::MultiHot => RawColumn::MultiHot {
-                tokens: Vec::new(),
+                tokens: StrColumn::new(),
                 offsets: vec![0],
             },
             crate::schema::Kind::Dense => RawColumn::Dense(Vec::new()),
@@ -87,18 +92,19 @@ impl RawColumn {
     /// When a row index is out of range.
     pub fn take(&self, rows: &[usize]) -> RawColumn {
         match self {
-            RawColumn::Categorical(v) => {
-                RawColumn::Categorical(rows.iter().map(|&r| v[r].clone()).collect())
-            }
+            RawColumn::Categorical(v) => RawColumn::Categorical(v.take(rows)),
             RawColumn::Dense(v) => RawColumn::Dense(rows.iter().map(|&r| v[r]).collect()),
             RawColumn::MultiHot { tokens, offsets } => {
-                let mut t = Vec::new();
+                // The kept tokens are gathered by index, so that their bytes are copied once
+                // into a buffer of the final size.
                 let mut o = Vec::with_capacity(rows.len() + 1);
                 o.push(0);
+                let mut picked = Vec::new();
                 for &r in rows {
-                    t.extend_from_slice(&tokens[offsets[r]..offsets[r + 1]]);
-                    o.push(t.len());
+                    picked.extend(offsets[r]..offsets[r + 1]);
+                    o.push(picked.len());
                 }
+                let t = tokens.take(&picked);
                 RawColumn::MultiHot {
                     tokens: t,
                     offsets: o,
@@ -113,7 +119,7 @@ impl RawColumn {
     /// When the kinds differ.
     pub fn append(&mut self, other: RawColumn) {
         match (self, other) {
-            (RawColumn::Categorical(a), RawColumn::Categorical(b)) => a.extend(b),
+            (RawColumn::Categorical(a), RawColumn::Categorical(b)) => a.append(&b),
             (RawColumn::Dense(a), RawColumn::Dense(b)) => a.extend(b),
             (
                 RawColumn::MultiHot { tokens, offsets },
@@ -124,7 +130,7 @@ impl RawColumn {
             ) => {
                 let base = tokens.len();
                 let start = o2.first().copied().unwrap_or(0);
-                tokens.extend(t2);
+                tokens.append(&t2);
                 offsets.extend(o2.iter().skip(1).map(|&o| o - start + base));
             }
             (a, b) => panic!(
@@ -135,14 +141,15 @@ impl RawColumn {
         }
     }
 
-    /// The tokens of row `row` of a multi-hot column, or the one id of a categorical column.
+    /// The tokens of row `row` of a multi-hot column, or the one id of a categorical column,
+    /// borrowed from the column.
     ///
     /// # Panics
     /// On a dense column or an out-of-range row.
-    pub fn tokens_of_row(&self, row: usize) -> &[String] {
+    pub fn tokens_of_row(&self, row: usize) -> StrIter<'_> {
         match self {
-            RawColumn::Categorical(v) => std::slice::from_ref(&v[row]),
-            RawColumn::MultiHot { tokens, offsets } => &tokens[offsets[row]..offsets[row + 1]],
+            RawColumn::Categorical(v) => v.range(row..row + 1),
+            RawColumn::MultiHot { tokens, offsets } => tokens.range(offsets[row]..offsets[row + 1]),
             RawColumn::Dense(_) => panic!("a dense column has no tokens"),
         }
     }

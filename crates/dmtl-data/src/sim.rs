@@ -97,7 +97,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
-use crate::raw::{RawColumn, RawLog};
+use crate::raw::{RawColumn, RawLog, StrColumn};
 use crate::schema::Schema;
 use math::{lognormal_capped_mean, lognormal_sf, sigmoid};
 
@@ -1463,9 +1463,28 @@ const COLUMNS: [(&str, &str, bool); 13] = [
     ("length_bucket", "item", false),
 ];
 
+/// Rows per parallel part of a simulated string column.
+const PART_ROWS: usize = 4096;
+
 /// A categorical column built in parallel from per-row keys.
 fn cat<K: Copy + Send + Sync>(keys: &[K], name: impl Fn(K) -> String + Sync + Send) -> RawColumn {
-    RawColumn::Categorical(keys.par_iter().map(|&k| name(k)).collect())
+    let parts: Vec<StrColumn> = keys
+        .par_chunks(PART_ROWS)
+        .map(|ks| ks.iter().map(|&k| name(k)).collect())
+        .collect();
+    RawColumn::Categorical(join_parts(parts))
+}
+
+/// The values of `parts`, in order, in one column.
+fn join_parts(parts: Vec<StrColumn>) -> StrColumn {
+    let (n, bytes) = parts
+        .iter()
+        .fold((0, 0), |(n, b), p| (n + p.len(), b + p.byte_len()));
+    let mut out = StrColumn::with_capacity(n, bytes);
+    for p in &parts {
+        out.append(p);
+    }
+    out
 }
 
 /// A multi-hot column: row `r` holds the bag `bags[keys[r]]`, spelled by `names`.
@@ -1477,10 +1496,15 @@ fn multi_hot(keys: &[u32], bags: &[Vec<u32>], names: &[String]) -> RawColumn {
         total += bags[k as usize].len();
         offsets.push(total);
     }
-    let tokens: Vec<String> = keys
-        .par_iter()
-        .flat_map_iter(|&k| bags[k as usize].iter().map(|&g| names[g as usize].clone()))
+    let parts: Vec<StrColumn> = keys
+        .par_chunks(PART_ROWS)
+        .map(|ks| {
+            ks.iter()
+                .flat_map(|&k| bags[k as usize].iter().map(|&g| &names[g as usize]))
+                .collect()
+        })
         .collect();
+    let tokens = join_parts(parts);
     RawColumn::MultiHot { tokens, offsets }
 }
 

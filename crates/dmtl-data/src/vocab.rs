@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
 use crate::error::{DataError, Result};
-use crate::raw::{RawColumn, RawLog};
+use crate::raw::{RawColumn, RawLog, StrColumn};
 use crate::schema::{Kind, Schema};
 
 /// The index every unknown, rare or empty token maps to.
@@ -206,14 +206,14 @@ impl Vocabularies {
                         ),
                     ));
                 }
-                let all: &[String] = match col {
+                let all: &StrColumn = match col {
                     RawColumn::Categorical(v) => v,
                     RawColumn::MultiHot { tokens, .. } => tokens,
                     RawColumn::Dense(_) => unreachable!("kind checked above"),
                 };
                 let mut counts: HashMap<&str, u64> = HashMap::new();
                 for t in all.iter().filter(|t| !t.is_empty()) {
-                    *counts.entry(t.as_str()).or_insert(0) += 1;
+                    *counts.entry(t).or_insert(0) += 1;
                 }
                 let min_count = spec.min_count.unwrap_or(1);
                 let mut kept: Vec<(&str, u64)> = counts

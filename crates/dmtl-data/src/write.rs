@@ -91,11 +91,11 @@ pub fn write_csv(log: &RawLog, schema: &Schema, path: impl AsRef<Path>) -> Resul
         .par_iter()
         .zip(seps.par_iter())
         .map(|((_, col), sep)| match col {
-            RawColumn::Categorical(v) => v.clone(),
+            RawColumn::Categorical(v) => v.to_vec(),
             RawColumn::Dense(v) => v.iter().map(|x| x.to_string()).collect(),
             RawColumn::MultiHot { tokens, offsets } => offsets
                 .windows(2)
-                .map(|w| tokens[w[0]..w[1]].join(sep))
+                .map(|w| tokens.range(w[0]..w[1]).collect::<Vec<_>>().join(sep))
                 .collect(),
         })
         .collect();
@@ -192,13 +192,13 @@ fn batch_of(
         .map(|(_, col)| -> ArrayRef {
             match col {
                 RawColumn::Categorical(v) => {
-                    Arc::new(StringArray::from_iter_values(&v[start..end]))
+                    Arc::new(StringArray::from_iter_values(v.range(start..end)))
                 }
                 RawColumn::Dense(v) => Arc::new(Float32Array::from(v[start..end].to_vec())),
                 RawColumn::MultiHot { tokens, offsets } => {
                     let mut b = ListBuilder::new(StringBuilder::new());
                     for r in start..end {
-                        for t in &tokens[offsets[r]..offsets[r + 1]] {
+                        for t in tokens.range(offsets[r]..offsets[r + 1]) {
                             b.values().append_value(t);
                         }
                         b.append(true);

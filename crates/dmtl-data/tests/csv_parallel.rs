@@ -25,16 +25,18 @@ fn awkward_log(n: usize) -> RawLog {
     if let Some((_, RawColumn::Categorical(ids))) =
         log.columns.iter_mut().find(|(n, _)| n == "user_id")
     {
-        for (r, id) in ids.iter_mut().enumerate() {
-            match r % 97 {
-                5 => *id = format!("{id}\nsecond line"),
-                17 => *id = format!("{id}\r\nwindows, \"quoted\""),
-                31 => *id = format!("é{id}ü"),
+        *ids = ids
+            .iter()
+            .enumerate()
+            .map(|(r, id)| match r % 97 {
+                5 => format!("{id}\nsecond line"),
+                17 => format!("{id}\r\nwindows, \"quoted\""),
+                31 => format!("é{id}ü"),
                 // Longer than csv_core's first output buffer.
-                50 => *id = format!("{id}\"{}", "x".repeat(600)),
-                _ => {}
-            }
-        }
+                50 => format!("{id}\"{}", "x".repeat(600)),
+                _ => id.to_string(),
+            })
+            .collect();
     }
     log
 }
@@ -184,12 +186,9 @@ fn lines_count_blank_lines_crlf_and_newlines_inside_quotes() {
     assert_eq!(log.n_rows, 4);
     assert_eq!(
         log.column("user_id"),
-        Some(&RawColumn::Categorical(vec![
-            "u1".into(),
-            "u1".into(),
-            "u\n,\"x\"\n".into(),
-            "u1".into()
-        ]))
+        Some(&RawColumn::Categorical(
+            vec!["u1", "u1", "u\n,\"x\"\n", "u1"].into()
+        ))
     );
 }
 

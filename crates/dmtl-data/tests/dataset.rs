@@ -213,7 +213,7 @@ fn fraction_split() {
             panic!()
         };
         (0..l.n_rows)
-            .map(|r| (u[r].clone(), i[r].clone(), p[r].to_bits()))
+            .map(|r| (u[r].to_string(), i[r].to_string(), p[r].to_bits()))
             .collect()
     };
     let mut all = key(&train);
@@ -235,14 +235,14 @@ fn encode_refuses_a_column_of_the_wrong_kind() {
     let raw = log(10, 1);
     let v = Vocabularies::build(&s, &raw).unwrap();
     let mut bad = raw.clone();
-    bad.columns[6].1 = RawColumn::Categorical(vec!["x".into(); 10]);
+    bad.columns[6].1 = RawColumn::Categorical(vec!["x"; 10].into());
     let e = Dataset::encode(&s, &bad, &v).unwrap_err().to_string();
     assert!(
         e.contains("column `price` is categorical but the schema says dense"),
         "{e}"
     );
     let mut short = raw;
-    short.columns[0].1 = RawColumn::Categorical(vec!["x".into(); 9]);
+    short.columns[0].1 = RawColumn::Categorical(vec!["x"; 9].into());
     let e = Dataset::encode(&s, &short, &v).unwrap_err().to_string();
     assert!(
         e.contains("column `user_id` has 9 rows, the log has 10"),

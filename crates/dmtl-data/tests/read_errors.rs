@@ -29,20 +29,20 @@ fn good_rows_read_with_empty_cells_as_valid() {
     assert_eq!(
         log.column("user_tags"),
         Some(&RawColumn::MultiHot {
-            tokens: vec!["t1".into(), "t2".into()],
+            tokens: vec!["t1", "t2"].into(),
             offsets: vec![0, 2, 2]
         })
     );
     assert_eq!(
         log.column("item_tags"),
         Some(&RawColumn::MultiHot {
-            tokens: vec!["g1".into(), "g2".into()],
+            tokens: vec!["g1", "g2"].into(),
             offsets: vec![0, 2, 2]
         })
     );
     assert_eq!(
         log.column("age"),
-        Some(&RawColumn::Categorical(vec!["20".into(), "".into()]))
+        Some(&RawColumn::Categorical(vec!["20", ""].into()))
     );
     assert_eq!(log.click, Some(vec![1.0, 0.0]));
     assert_eq!(log.duration, Some(vec![40.5, 0.0]));
@@ -236,7 +236,7 @@ fn skip_bad_rows_keeps_the_rest_and_reports() {
     // The kept rows are exactly the good ones.
     assert_eq!(
         log.column("user_id"),
-        Some(&RawColumn::Categorical(vec!["u1".into(); 3]))
+        Some(&RawColumn::Categorical(vec!["u1"; 3].into()))
     );
 }
 

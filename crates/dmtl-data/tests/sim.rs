@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use dmtl_data::sim::{SimConfig, Simulator};
-use dmtl_data::{read_log, RawColumn, RawLog, ReadOptions, Schema, Side};
+use dmtl_data::{read_log, RawColumn, RawLog, ReadOptions, Schema, Side, StrColumn};
 
 /// One tiny simulator and its log, shared by the tests of this file.
 fn tiny() -> &'static (Simulator, RawLog) {
@@ -17,16 +17,18 @@ fn tiny() -> &'static (Simulator, RawLog) {
     })
 }
 
-fn categorical<'a>(log: &'a RawLog, name: &str) -> &'a [String] {
+fn categorical<'a>(log: &'a RawLog, name: &str) -> &'a StrColumn {
     match log.column(name) {
         Some(RawColumn::Categorical(v)) => v,
         other => panic!("column {name}: expected categorical, got {other:?}"),
     }
 }
 
-fn bag<'a>(log: &'a RawLog, name: &str, r: usize) -> &'a [String] {
+fn bag<'a>(log: &'a RawLog, name: &str, r: usize) -> Vec<&'a str> {
     match log.column(name) {
-        Some(RawColumn::MultiHot { tokens, offsets }) => &tokens[offsets[r]..offsets[r + 1]],
+        Some(RawColumn::MultiHot { tokens, offsets }) => {
+            tokens.range(offsets[r]..offsets[r + 1]).collect()
+        }
         other => panic!("column {name}: expected multi-hot, got {other:?}"),
     }
 }
@@ -129,16 +131,13 @@ fn log_has_the_documented_columns_and_day_order() {
         ("author", c.n_author, false),
         ("length_bucket", c.n_length_bucket, true),
     ] {
-        let distinct: HashSet<&String> = categorical(log, name).iter().collect();
+        let distinct: HashSet<&str> = categorical(log, name).iter().collect();
         assert!(distinct.len() <= max, "{name}: {} values", distinct.len());
         if all_used {
             assert_eq!(distinct.len(), max, "{name}");
         }
     }
-    let genders: HashSet<&str> = categorical(log, "gender")
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
+    let genders: HashSet<&str> = categorical(log, "gender").iter().collect();
     assert_eq!(genders, HashSet::from(["f", "m", "u"]));
     assert!(categorical(log, "user_id")
         .iter()
@@ -378,11 +377,7 @@ fn item_and_user_tables_agree_with_the_log() {
     let ids = categorical(&items, "item_id");
     let distinct: HashSet<usize> = ids.iter().map(|s| sim.item_index(s).unwrap()).collect();
     assert_eq!(distinct.len(), sim.n_items(), "every item exactly once");
-    let item_row: HashMap<&str, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(r, s)| (s.as_str(), r))
-        .collect();
+    let item_row: HashMap<&str, usize> = ids.iter().enumerate().map(|(r, s)| (s, r)).collect();
 
     let all: Vec<usize> = (0..sim.n_users()).collect();
     let users = sim.user_table(&all);
@@ -409,7 +404,7 @@ fn item_and_user_tables_agree_with_the_log() {
     let log_items = categorical(log, "item_id");
     let log_users = categorical(log, "user_id");
     for r in (0..log.n_rows).step_by(7) {
-        let ir = item_row[log_items[r].as_str()];
+        let ir = item_row[&log_items[r]];
         for name in ["category", "sub_category", "author", "length_bucket"] {
             assert_eq!(
                 categorical(log, name)[r],

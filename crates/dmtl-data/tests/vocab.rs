@@ -48,7 +48,13 @@ fn tiny_log(u: &[&str], i: &[&str], tags: &[&[&str]]) -> RawLog {
         columns: vec![
             ("u".into(), cat(u)),
             ("i".into(), cat(i)),
-            ("tags".into(), RawColumn::MultiHot { tokens, offsets }),
+            (
+                "tags".into(),
+                RawColumn::MultiHot {
+                    tokens: tokens.into(),
+                    offsets,
+                },
+            ),
         ],
         click: None,
         duration: None,

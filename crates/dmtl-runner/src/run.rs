@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use dmtl_data::sim::Simulator;
 use dmtl_data::{
     read_log_with_report, split_train_test, write_parquet, Dataset, RawColumn, RawLog, ReadOptions,
-    Schema, Side, Vocabularies, OOV,
+    Schema, Side, StrColumn, Vocabularies, OOV,
 };
 use dmtl_student::retrieval::top_k;
 use dmtl_student::{ObjectiveExt, Student};
@@ -241,7 +241,7 @@ pub struct Prepared {
 }
 
 /// The raw ids of a categorical column, or an error naming it.
-pub fn categorical<'a>(raw: &'a RawLog, name: &str) -> Result<&'a [String]> {
+pub fn categorical<'a>(raw: &'a RawLog, name: &str) -> Result<&'a StrColumn> {
     match raw.column(name) {
         Some(RawColumn::Categorical(v)) => Ok(v),
         Some(_) => bail!("{}: column `{name}` is not categorical", raw.source),
@@ -254,9 +254,7 @@ pub fn categorical<'a>(raw: &'a RawLog, name: &str) -> Result<&'a [String]> {
 pub fn first_rows(raw: &RawLog, name: &str) -> Result<Vec<usize>> {
     let ids = categorical(raw, name)?;
     let mut seen = std::collections::HashSet::new();
-    Ok((0..ids.len())
-        .filter(|&r| seen.insert(ids[r].as_str()))
-        .collect())
+    Ok((0..ids.len()).filter(|&r| seen.insert(&ids[r])).collect())
 }
 
 /// `raw` with only the feature columns of `sides` and no labels or time.
@@ -441,7 +439,10 @@ pub fn prepare_data_in(
     sample.truncate(cfg.eval.retrieval_users);
     sample.sort_unstable();
     let test_user_ids = categorical(&test_raw, user_col)?;
-    let user_ids: Vec<String> = sample.iter().map(|&r| test_user_ids[r].clone()).collect();
+    let user_ids: Vec<String> = sample
+        .iter()
+        .map(|&r| test_user_ids[r].to_string())
+        .collect();
     let corpus_index: HashMap<&str, u32> = corpus_ids
         .iter()
         .enumerate()
@@ -457,8 +458,8 @@ pub fn prepare_data_in(
     for r in 0..test_raw.n_rows {
         if test.long_read[r] > 0.5 {
             if let (Some(&u), Some(&i)) = (
-                user_pos.get(test_user_ids[r].as_str()),
-                corpus_index.get(test_item_ids[r].as_str()),
+                user_pos.get(&test_user_ids[r]),
+                corpus_index.get(&test_item_ids[r]),
             ) {
                 long_reads[u].push(i);
             }

@@ -955,7 +955,7 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         &ReadOptions::table_of(&[Side::User, Side::Context]),
     )
     .unwrap();
-    let known = run::categorical(&train_users, "user_id").unwrap()[0].clone();
+    let known = run::categorical(&train_users, "user_id").unwrap()[0].to_string();
     let mut q = users.clone();
     q.rows.truncate(3);
     let id = q.col("user_id");

@@ -2,8 +2,10 @@
 //! found sequentially (a `memchr` scan for line ends when the chunk holds no quote character,
 //! `csv_core` otherwise, so quoted fields may hold delimiters, quotes and newlines); then the
 //! chunk is cut into pieces of contiguous rows that are split into fields and parsed in
-//! parallel on Rayon, each piece straight from the bytes into its own columns. Pieces come back
-//! in file order, so rows keep their order and the first bad row of the file is reported.
+//! parallel on Rayon, each piece straight from the bytes into its own columns (a string column
+//! being one [`crate::StrColumn`]: the cells' bytes copied back to back, no allocation per
+//! cell or token). Pieces come back in file order, so rows keep their order and the first bad
+//! row of the file is reported.
 //!
 //! A row's line is 1 plus the number of `\n` before its first byte (blank lines and newlines
 //! inside quoted fields count), the header being line 1.
@@ -17,7 +19,7 @@ use rayon::prelude::*;
 use super::values::*;
 use super::{finish, Parsed, Plan, ReadOptions, ReadReport};
 use crate::error::{DataError, Location, Result};
-use crate::raw::{RawColumn, RawLog};
+use crate::raw::{RawColumn, RawLog, StrColumn};
 use crate::schema::{Kind, Schema};
 
 /// Bytes asked of the input per read.
@@ -363,10 +365,9 @@ impl CsvChunks {
             rows: &rows,
             lines: &lines,
         };
-        // Every large buffer is allocated here, so that the workers' heaps only serve the
-        // small strings of the cells: with glibc, a large request on a heap holding many freed
-        // small chunks first merges them all (`malloc_consolidate`), which dominated the
-        // profile when each piece allocated its own columns.
+        // Buffers whose size is known before the rows are cut (value ends, numbers) are
+        // allocated here, off the workers; a piece reserves its string bytes once it has cut its
+        // cells and knows each column's size.
         // The cell tables are kept from chunk to chunk, as fresh ones cost page faults.
         let bufs: Vec<PieceBuf> = ranges
             .iter()
@@ -433,6 +434,19 @@ struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
+    /// The total length of each field's cells (0 for rows of the wrong width): room for the
+    /// columns' text. One pass in row order, as a pass per field strided over the table cost
+    /// several times more.
+    fn field_bytes(&self) -> Vec<usize> {
+        let mut sums = vec![0; self.width];
+        for row in self.cells.chunks_exact(self.width) {
+            for (sum, &(s, e)) in sums.iter_mut().zip(row) {
+                *sum += e - s;
+            }
+        }
+        sums
+    }
+
     fn cell(&self, k: usize, f: usize) -> Cell<'a> {
         if !self.good[k] {
             return Ok("");
@@ -459,7 +473,7 @@ impl Ctx<'_> {
             .map(|&(si, _)| {
                 let spec = &self.schema.columns[si];
                 match spec.kind {
-                    Kind::Categorical => RawColumn::Categorical(Vec::with_capacity(n)),
+                    Kind::Categorical => RawColumn::Categorical(StrColumn::with_capacity(n, 0)),
                     Kind::MultiHot => {
                         let first = spec.separator().as_bytes().first().copied();
                         let seps = *bound.entry(first).or_insert_with(|| match first {
@@ -469,7 +483,7 @@ impl Ctx<'_> {
                         let mut offsets = Vec::with_capacity(n + 1);
                         offsets.push(0);
                         RawColumn::MultiHot {
-                            tokens: Vec::with_capacity(seps + n),
+                            tokens: StrColumn::with_capacity(seps + n, 0),
                             offsets,
                         }
                     }
@@ -585,8 +599,7 @@ impl Ctx<'_> {
         (table, widths)
     }
 
-    /// Parses rows `range` of the chunk, column after column (so that each column's strings
-    /// are allocated together, which keeps freeing them cheap).
+    /// Parses rows `range` of the chunk, column after column.
     fn piece(&self, range: Range<usize>, buf: PieceBuf) -> (Parsed, TableBuf) {
         let n = range.len();
         let first = range.start;
@@ -645,22 +658,30 @@ impl Ctx<'_> {
                 }
             }))
         };
+        let field_bytes = table.field_bytes();
         let mut columns = Vec::with_capacity(self.plan.features.len());
         for (&(si, fi), mut col) in self.plan.features.iter().zip(outs.drain(..)) {
             let spec = &self.schema.columns[si];
             match &mut col {
-                RawColumn::Categorical(v) => v.extend((0..n).map(|k| match table.cell(k, fi) {
-                    Ok(s) => s.to_string(),
-                    Err(b) => {
-                        errors.push((k, fi, bad(k, &spec.name, EXPECT_TEXT, Err(b))));
-                        String::new()
-                    }
-                })),
-                RawColumn::MultiHot { tokens, offsets } => {
-                    let sep = spec.separator();
+                RawColumn::Categorical(v) => {
+                    v.reserve(0, field_bytes[fi]);
                     for k in 0..n {
                         match table.cell(k, fi) {
-                            Ok(s) => tokens.extend(split_bag(s, sep).map(str::to_string)),
+                            Ok(s) => v.push(s),
+                            Err(b) => {
+                                errors.push((k, fi, bad(k, &spec.name, EXPECT_TEXT, Err(b))));
+                                v.push("");
+                            }
+                        }
+                    }
+                }
+                RawColumn::MultiHot { tokens, offsets } => {
+                    let sep = spec.separator();
+                    // Tokens are the cells less their separators: the cells' size bounds them.
+                    tokens.reserve(0, field_bytes[fi]);
+                    for k in 0..n {
+                        match table.cell(k, fi) {
+                            Ok(s) => split_bag(s, sep).for_each(|t| tokens.push(t)),
                             Err(b) => errors.push((k, fi, bad(k, &spec.name, EXPECT_TEXT, Err(b)))),
                         }
                         offsets.push(tokens.len());

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
-use crate::raw::{RawColumn, RawLog};
+use crate::raw::{RawColumn, RawLog, StrColumn};
 use crate::schema::{Kind, Schema, Side};
 
 use rayon::prelude::*;
@@ -504,21 +504,30 @@ fn concat(mut parts: Vec<RawLog>) -> RawLog {
 /// An empty column with room for the rows of `cols` (all of one kind).
 fn room_for(cols: &[RawColumn]) -> RawColumn {
     let rows = cols.iter().map(RawColumn::len).sum();
+    // (values, bytes) of the string columns.
+    let strings = |f: fn(&RawColumn) -> Option<&StrColumn>| {
+        cols.iter()
+            .filter_map(f)
+            .fold((0, 0), |(n, b), s| (n + s.len(), b + s.byte_len()))
+    };
     match cols[0].kind() {
-        Kind::Categorical => RawColumn::Categorical(Vec::with_capacity(rows)),
+        Kind::Categorical => {
+            let (n, bytes) = strings(|c| match c {
+                RawColumn::Categorical(v) => Some(v),
+                _ => None,
+            });
+            RawColumn::Categorical(StrColumn::with_capacity(n, bytes))
+        }
         Kind::Dense => RawColumn::Dense(Vec::with_capacity(rows)),
         Kind::MultiHot => {
-            let n_tokens = cols
-                .iter()
-                .map(|c| match c {
-                    RawColumn::MultiHot { tokens, .. } => tokens.len(),
-                    _ => 0,
-                })
-                .sum();
+            let (n_tokens, bytes) = strings(|c| match c {
+                RawColumn::MultiHot { tokens, .. } => Some(tokens),
+                _ => None,
+            });
             let mut offsets = Vec::with_capacity(rows + 1);
             offsets.push(0);
             RawColumn::MultiHot {
-                tokens: Vec::with_capacity(n_tokens),
+                tokens: StrColumn::with_capacity(n_tokens, bytes),
                 offsets,
             }
         }

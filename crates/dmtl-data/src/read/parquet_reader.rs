@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::values::*;
 use super::{finish, Parsed, Plan, ReadOptions, ReadReport};
 use crate::error::{DataError, Location, Result};
-use crate::raw::{RawColumn, RawLog};
+use crate::raw::{RawColumn, RawLog, StrColumn};
 use crate::schema::{Kind, Schema};
 
 pub(crate) struct ParquetChunks {
@@ -277,17 +277,11 @@ fn convert(
                             }
                             let c = cast(a, &DataType::Utf8)?;
                             let c = c.as_string::<i32>();
-                            RawColumn::Categorical(
-                                (0..n)
-                                    .map(|r| {
-                                        if c.is_null(r) {
-                                            String::new()
-                                        } else {
-                                            c.value(r).to_string()
-                                        }
-                                    })
-                                    .collect(),
-                            )
+                            let mut v = StrColumn::with_capacity(n, text_bytes(c));
+                            for r in 0..n {
+                                v.push(if c.is_null(r) { "" } else { c.value(r) });
+                            }
+                            RawColumn::Categorical(v)
                         }
                         Kind::MultiHot => {
                             multi_hot(a, spec.separator(), n, name, &wrong_type, &cast)?
@@ -336,7 +330,7 @@ fn multi_hot(
 ) -> Result<RawColumn> {
     const EXPECTED: &str =
         "a list of strings or integers, or a string of tokens joined by the separator";
-    let mut tokens = Vec::new();
+    let mut tokens = StrColumn::new();
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0);
     let t = a.data_type();
@@ -351,11 +345,12 @@ fn multi_hot(
             let values = cast(values, &DataType::Utf8)?;
             let values = values.as_string::<i32>();
             let offs = list.value_offsets();
+            tokens.reserve(values.len(), text_bytes(values));
             for r in 0..n {
                 if !list.is_null(r) {
                     for j in offs[r] as usize..offs[r + 1] as usize {
                         if !values.is_null(j) && !values.value(j).is_empty() {
-                            tokens.push(values.value(j).to_string());
+                            tokens.push(values.value(j));
                         }
                     }
                 }
@@ -369,9 +364,10 @@ fn multi_hot(
         t if is_stringish(t) && !is_int(t) => {
             let c = cast(a, &DataType::Utf8)?;
             let c = c.as_string::<i32>();
+            tokens.reserve(0, text_bytes(c));
             for r in 0..n {
                 if !c.is_null(r) {
-                    tokens.extend(split_bag(c.value(r), sep).map(str::to_string));
+                    split_bag(c.value(r), sep).for_each(|t| tokens.push(t));
                 }
                 offsets.push(tokens.len());
             }
@@ -379,4 +375,12 @@ fn multi_hot(
         t => return Err(wrong_type(name, EXPECTED, t)),
     }
     Ok(RawColumn::MultiHot { tokens, offsets })
+}
+
+/// The bytes of text a string array holds: room for its values.
+fn text_bytes(a: &arrow_array::StringArray) -> usize {
+    match a.value_offsets() {
+        [first, .., last] => (last - first) as usize,
+        _ => 0,
+    }
 }

@@ -105,21 +105,21 @@ pub fn log(n: usize, seed: u64) -> RawLog {
     RawLog {
         source: "generated".into(),
         columns: vec![
-            ("user_id".into(), RawColumn::Categorical(user)),
-            ("age".into(), RawColumn::Categorical(age)),
+            ("user_id".into(), RawColumn::Categorical(user.into())),
+            ("age".into(), RawColumn::Categorical(age.into())),
             (
                 "user_tags".into(),
                 RawColumn::MultiHot {
-                    tokens: ut,
+                    tokens: ut.into(),
                     offsets: uo,
                 },
             ),
-            ("hour".into(), RawColumn::Categorical(hour)),
-            ("item_id".into(), RawColumn::Categorical(item)),
+            ("hour".into(), RawColumn::Categorical(hour.into())),
+            ("item_id".into(), RawColumn::Categorical(item.into())),
             (
                 "item_tags".into(),
                 RawColumn::MultiHot {
-                    tokens: it,
+                    tokens: it.into(),
                     offsets: io,
                 },
             ),

@@ -121,17 +121,17 @@ pub fn synthetic_log(n_rows: usize, seed: u64) -> RawLog {
     RawLog {
         source: "synthetic".into(),
         columns: vec![
-            ("user_id".into(), RawColumn::Categorical(user_id)),
+            ("user_id".into(), RawColumn::Categorical(user_id.into())),
             (
                 "user_tags".into(),
                 RawColumn::MultiHot {
-                    tokens: tags,
+                    tokens: tags.into(),
                     offsets,
                 },
             ),
-            ("hour".into(), RawColumn::Categorical(hour)),
-            ("item_id".into(), RawColumn::Categorical(item_id)),
-            ("category".into(), RawColumn::Categorical(category)),
+            ("hour".into(), RawColumn::Categorical(hour.into())),
+            ("item_id".into(), RawColumn::Categorical(item_id.into())),
+            ("category".into(), RawColumn::Categorical(category.into())),
             ("freshness".into(), RawColumn::Dense(fresh)),
         ],
         click: Some(click),
