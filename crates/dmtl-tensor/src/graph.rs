@@ -116,6 +116,12 @@ impl Activation {
             Activation::Tanh => Some(Unary::Tanh),
         }
     }
+
+    /// The activation of one value, with the same formula as the graph's ops.
+    #[inline]
+    pub(crate) fn apply(self, x: f32) -> f32 {
+        self.unary().map_or(x, |u| u.f(x))
+    }
 }
 
 /// Pooling of a multi-hot bag of embedding rows.
