@@ -169,7 +169,8 @@ impl Bf16Mlp {
             for c in 0..n {
                 let (block, j) = (c / NR, c % NR);
                 let mut pairs = vec![0u32; t_len];
-                pack_row(weight.row(c).iter().copied(), &mut pairs);
+                let row: Vec<f32> = weight.row(c).to_vec();
+                pack_row(&row, &mut pairs);
                 for (t, &v) in pairs.iter().enumerate() {
                     w[(block * t_len + t) * NR + j] = v;
                 }
@@ -267,19 +268,32 @@ impl Bf16Mlp {
         let rows_pad = rows.div_ceil(MR) * MR;
         let t0 = self.layers[0].t_len;
         let mut a = vec![0u32; rows_pad * t0];
+        let mut buf = Vec::new();
         for (r, row) in x.axis_iter(Axis(0)).enumerate() {
-            pack_row(row.iter().copied(), &mut a[r * t0..(r + 1) * t0]);
+            let row = match row.to_slice() {
+                Some(s) => s,
+                None => {
+                    buf.clear();
+                    buf.extend(row.iter().copied());
+                    &buf[..]
+                }
+            };
+            // SAFETY: the Bf16 backend runs only where `available()` holds, which includes
+            // AVX-512F; `a` has `t0 = ceil(k / 2)` entries per row.
+            unsafe { pack_row_wide(row, &mut a[r * t0..(r + 1) * t0]) };
         }
         let last = self.layers.len() - 1;
         let mut f: Vec<f32> = Vec::new();
         for (idx, l) in self.layers.iter().enumerate() {
             let ld = if idx == last { l.n_pad } else { l.n_pad / 2 };
+            // The tiles below write every entry (all `rows_pad / MR` row panels times all
+            // `n_pad / NR` column blocks), so the buffers need no zero fill.
             let mut next: Vec<u32> = Vec::new();
             let dst = if idx == last {
-                f.resize(rows_pad * ld, 0f32);
+                f = Vec::with_capacity(rows_pad * ld);
                 Dst::F32(f.as_mut_ptr())
             } else {
-                next.resize(rows_pad * ld, 0);
+                next = Vec::with_capacity(rows_pad * ld);
                 Dst::Bf16(next.as_mut_ptr())
             };
             for block in 0..l.n_pad / NR {
@@ -296,8 +310,14 @@ impl Bf16Mlp {
                     unsafe { tile(a, w, l.t_len, bias, l.act, dst.at(off), ld) };
                 }
             }
-            if idx != last {
-                a = next;
+            // SAFETY: every entry was written above; f32 and u32 have no invalid bit patterns.
+            unsafe {
+                if idx == last {
+                    f.set_len(rows_pad * ld);
+                } else {
+                    next.set_len(rows_pad * ld);
+                    a = next;
+                }
             }
         }
         let l = &self.layers[last];
@@ -315,21 +335,39 @@ fn task_rows(m: usize, threads: usize) -> usize {
 }
 
 /// Rounds a row to bf16 pairs `(x[2t], x[2t + 1])`, the last high half zero for odd widths.
-fn pack_row(row: impl Iterator<Item = f32>, out: &mut [u32]) {
-    let mut t = 0;
-    let mut lo = None;
-    for v in row {
-        match lo.take() {
-            None => lo = Some(round_bf16(v) as u32),
-            Some(l) => {
-                out[t] = l | ((round_bf16(v) as u32) << 16);
-                t += 1;
-            }
-        }
+fn pack_row(row: &[f32], out: &mut [u32]) {
+    let pairs = row.chunks_exact(2);
+    if let Some(&last) = pairs.remainder().first() {
+        out[row.len() / 2] = round_bf16(last) as u32;
     }
-    if let Some(l) = lo {
-        out[t] = l;
+    for (o, p) in out.iter_mut().zip(pairs) {
+        *o = round_bf16(p[0]) as u32 | ((round_bf16(p[1]) as u32) << 16);
     }
+}
+
+/// [`pack_row`] 32 values at a time with AVX-512 (the same rounding).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `out` must hold `row.len().div_ceil(2)` entries.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let full = row.len() / NR;
+    assert!(out.len() >= row.len().div_ceil(2));
+    for c in 0..full {
+        let v0 = _mm512_loadu_ps(row.as_ptr().add(c * NR));
+        let v1 = _mm512_loadu_ps(row.as_ptr().add(c * NR + 16));
+        let o = out.as_mut_ptr().add(c * NR / 2);
+        _mm256_storeu_si256(o as *mut __m256i, round_vec(v0));
+        _mm256_storeu_si256(o.add(8) as *mut __m256i, round_vec(v1));
+    }
+    pack_row(&row[full * NR..], &mut out[full * NR / 2..]);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
+    pack_row(row, out)
 }
 
 /// Where a tile's output goes: f32 values (the last layer) or bf16 pairs for the next layer.
