@@ -1,6 +1,6 @@
 //! The student at the reference workload (BENCHMARKS.md): one distillation step (forward,
 //! backward in data-parallel row shards, lazy Adam) on a batch of 1,024 impressions, and user-tower inference on 1,024
-//! users, both in impressions per second. The batches are built in memory up front (random ids
+//! users (f32, and with the MLP in bf16), both in impressions per second. The batches are built in memory up front (random ids
 //! over the reference vocabularies, random teacher pCTCVR), so the figures are the steady state
 //! of the model alone.
 
@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use dmtl_data::Batch;
 use dmtl_student::step::loss_and_grads;
 use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocabs};
-use dmtl_student::{Student, StudentConfig};
+use dmtl_student::{Precision, Student, StudentConfig};
 use dmtl_tensor::optim::{Adam, Optimizer};
 use rand::{Rng, SeedableRng};
 
@@ -62,6 +62,19 @@ fn distillation_step(c: &mut Criterion) {
                 &batches[k % N_BATCHES].0
             },
             |batch| student.user_vectors_batch(batch).expect("fits"),
+            BatchSize::SmallInput,
+        )
+    });
+    // The same inference with the user MLP in bf16 (packed once, outside the timing); on a
+    // CPU without AVX-512 BF16 it runs the f32 fallback.
+    let encoder = student.user_encoder(Precision::Bf16).expect("packs");
+    group.bench_function("user_tower_inference_bf16_b1024", |b| {
+        b.iter_batched(
+            || {
+                k += 1;
+                &batches[k % N_BATCHES].0
+            },
+            |batch| encoder.user_vectors_batch(batch).expect("fits"),
             BatchSize::SmallInput,
         )
     });

@@ -12,6 +12,7 @@
 //!   one loop, the distillation gradient stopped at the teacher).
 //! - [`step`]: the loss and gradient of one batch, in data-parallel row shards.
 //! - [`retrieval`]: exact top-K by inner product over the item matrix.
+//! - [`inference`]: [`UserEncoder`] — user vectors with the MLP in f32 or, optionally, bf16.
 //! - [`export`]: user and item vectors with their raw ids as `.npy`, parameters and
 //!   vocabularies, for an outside index such as Faiss.
 //! - [`eval`]: offline metrics on a test log and retrieval quality on the simulator's truth.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod inference;
 pub mod joint;
 pub mod objective;
 pub mod retrieval;
@@ -34,6 +36,7 @@ pub mod two_tower;
 
 pub use config::{Similarity, StudentConfig, TrainOptions};
 pub use error::{Result, StudentError};
+pub use inference::{Precision, UserEncoder};
 pub use joint::{JointLoss, JointTrainer};
 pub use objective::{DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Targets};
 pub use train::{EpochReport, TrainEvent, TrainHistory, ValidReport};

@@ -126,6 +126,16 @@ impl TwoTower {
         &self.item_fields
     }
 
+    /// The user tower's MLP (after [`TwoTower::user_fields`]).
+    pub fn user_mlp(&self) -> &Mlp {
+        &self.user_mlp
+    }
+
+    /// How a user vector and an item vector make a score.
+    pub fn similarity(&self) -> Similarity {
+        self.similarity
+    }
+
     /// User vectors of `n_rows` rows given column by column (one entry per schema column;
     /// other sides ignored).
     ///

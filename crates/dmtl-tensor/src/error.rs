@@ -32,6 +32,9 @@ pub enum TensorError {
     /// A parameter name is registered twice.
     #[error("parameter `{0}` is already registered")]
     DuplicateName(String),
+    /// Parameters do not have the shapes a layer expects.
+    #[error("{0}")]
+    Shape(String),
     /// A gradient or loss is NaN or infinite.
     #[error("non-finite gradient in parameter `{0}`")]
     NonFinite(String),

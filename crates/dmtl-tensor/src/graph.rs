@@ -116,6 +116,12 @@ impl Activation {
             Activation::Tanh => Some(Unary::Tanh),
         }
     }
+
+    /// The activation of one value, with the same formula as the graph's ops.
+    #[inline]
+    pub(crate) fn apply(self, x: f32) -> f32 {
+        self.unary().map_or(x, |u| u.f(x))
+    }
 }
 
 /// Pooling of a multi-hot bag of embedding rows.
@@ -379,6 +385,32 @@ fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     let mut c = Array2::from_shape_vec((m, n), v).expect("m * n entries");
     ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
     c
+}
+
+/// `ndarray::concatenate` along columns, row by row with slice copies: the generic version
+/// goes through strided appends, which cost a sizeable share of an inference pass over a dozen
+/// narrow embedding blocks.
+fn concat_rows_by_slices(views: &[ArrayView2<'_, f32>]) -> Array2<f32> {
+    let rows = views[0].nrows();
+    let cols: usize = views.iter().map(|v| v.ncols()).sum();
+    let mut out = Array2::<f32>::zeros((rows, cols));
+    if cols == 0 {
+        return out;
+    }
+    let flat = out.as_slice_mut().expect("fresh array");
+    for (r, o) in flat.chunks_exact_mut(cols).enumerate() {
+        let mut c = 0;
+        for v in views {
+            let w = v.ncols();
+            let row = v.row(r);
+            match row.as_slice() {
+                Some(s) => o[c..c + w].copy_from_slice(s),
+                None => o[c..c + w].iter_mut().zip(row).for_each(|(d, &x)| *d = x),
+            }
+            c += w;
+        }
+    }
+    out
 }
 
 impl<'p> Graph<'p> {
@@ -860,7 +892,7 @@ impl<'p> Graph<'p> {
                     bad.nrows()
                 );
             }
-            ndarray::concatenate(Axis(1), &views).expect("row counts checked")
+            concat_rows_by_slices(&views)
         };
         self.push(out, Op::ConcatCols(parts.to_vec()))
     }

@@ -6,7 +6,7 @@
 //! - [`ParamStore`]: named parameters with initialisers ([`Init`]), saved and loaded as
 //!   safetensors that PyTorch reads with `safetensors.torch.load_file`.
 //! - [`optim`]: SGD, Adam (lazy on embedding rows), Adagrad; [`Grads`] clips by global norm.
-//! - [`nn`]: a linear layer and an MLP; [`threads`]: the one place deciding BLAS and Rayon
+//! - [`nn`]: a linear layer and an MLP; [`bf16`]: an optional bf16 inference path for MLPs; [`threads`]: the one place deciding BLAS and Rayon
 //!   thread counts.
 //!
 //! ```
@@ -41,6 +41,7 @@
 #[cfg(feature = "blas")]
 extern crate blas_src;
 
+pub mod bf16;
 pub mod error;
 pub mod graph;
 pub mod init;

@@ -107,6 +107,15 @@ impl Mlp {
         }
     }
 
+    /// The activation after layer `k` ([`MlpConfig::last_activation`] for the last one).
+    pub fn activation_of(&self, k: usize) -> Activation {
+        if k + 1 == self.layers.len() {
+            self.last_activation
+        } else {
+            self.activation
+        }
+    }
+
     /// Width of the output (the input width when there is no layer).
     pub fn out_dim(&self, in_dim: usize) -> usize {
         self.layers.last().map_or(in_dim, |l| l.out_dim)

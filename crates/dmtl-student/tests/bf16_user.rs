@@ -1,0 +1,114 @@
+//! bf16 user vectors against the f32 ones: direction per user, and top-100 retrieval.
+
+use dmtl_student::retrieval::top_k;
+use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocabs};
+use dmtl_student::{Precision, Similarity, Student, StudentConfig};
+use dmtl_tensor::bf16::{self, Backend};
+
+fn cosine(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    ab / (aa.sqrt() * bb.sqrt()).max(1e-300)
+}
+
+fn student(seed: u64, similarity: Similarity) -> Student {
+    let fields = reference_fields();
+    let (schema, vocabs) = schema_and_vocabs(&fields, 16);
+    let config = StudentConfig {
+        seed,
+        similarity,
+        ..StudentConfig::default()
+    };
+    Student::new(config, &schema, &vocabs).unwrap()
+}
+
+/// Every user's bf16 vector points the same way as its f32 one (cosine > 0.999); under the
+/// cosine similarity its norm is still `1 / temperature`; `Precision::F32` is the f32 path
+/// itself, bit for bit.
+#[test]
+fn bf16_user_vectors_follow_f32_ones() {
+    if !bf16::available() {
+        println!("note: this CPU lacks AVX-512 BF16; the encoder falls back to f32 (checked)");
+    }
+    let mut worst = 1f64;
+    for (seed, similarity) in [
+        (1, Similarity::Dot),
+        (2, Similarity::Cosine { temperature: 0.1 }),
+        (3, Similarity::Dot),
+    ] {
+        let s = student(seed, similarity);
+        let data = random_dataset(&reference_fields(), 1031, seed + 10);
+        for rows in [vec![5u32], (0..1031).collect::<Vec<u32>>()] {
+            let batch = data.batch(&rows);
+            let want = s.user_vectors_batch(&batch).unwrap();
+            let f32_enc = s.user_encoder(Precision::F32).unwrap();
+            assert_eq!(f32_enc.backend(), Backend::F32);
+            assert_eq!(f32_enc.user_vectors_batch(&batch).unwrap(), want);
+            let enc = s.user_encoder(Precision::Bf16).unwrap();
+            assert_eq!(enc.precision(), Precision::Bf16);
+            let expected = if bf16::available() {
+                Backend::Bf16
+            } else {
+                Backend::F32
+            };
+            assert_eq!(enc.backend(), expected);
+            let got = enc.user_vectors_batch(&batch).unwrap();
+            assert_eq!(got.dim(), want.dim());
+            for (g, w) in got.rows().into_iter().zip(want.rows()) {
+                let c = cosine(g, w);
+                worst = worst.min(c);
+                assert!(c > 0.999, "cosine {c}");
+                if expected == Backend::F32 {
+                    // The fallback is the same f32 arithmetic.
+                    assert!(c > 1.0 - 1e-6, "fallback cosine {c}");
+                }
+                if let Similarity::Cosine { temperature } = similarity {
+                    let n = g.dot(&g).sqrt();
+                    assert!((n * temperature - 1.0).abs() < 1e-5, "norm {n}");
+                }
+            }
+        }
+    }
+    println!("bf16 vs f32 user vectors: lowest cosine {worst:.6}");
+}
+
+/// Top-100 items by bf16 user vectors mostly agree with those by f32 ones.
+#[test]
+fn bf16_top_100_recall() {
+    if !bf16::available() {
+        println!("note: this CPU lacks AVX-512 BF16; recall of the bf16 kernel not measured");
+        return;
+    }
+    let s = student(4, Similarity::Dot);
+    let data = random_dataset(&reference_fields(), 4000, 21);
+    let items = s
+        .item_vectors(&data, &(0..4000).collect::<Vec<u32>>())
+        .unwrap();
+    let batch = data.batch(&(0..300).collect::<Vec<u32>>());
+    let want = s.user_vectors_batch(&batch).unwrap();
+    let got = s
+        .user_encoder(Precision::Bf16)
+        .unwrap()
+        .user_vectors_batch(&batch)
+        .unwrap();
+    let k = 100;
+    let a = top_k(want.view(), items.view(), k, None).unwrap();
+    let b = top_k(got.view(), items.view(), k, None).unwrap();
+    let mut hits = 0usize;
+    for q in 0..want.nrows() {
+        let truth: std::collections::HashSet<u32> = a.indices.row(q).iter().copied().collect();
+        hits += b
+            .indices
+            .row(q)
+            .iter()
+            .filter(|i| truth.contains(i))
+            .count();
+    }
+    let recall = hits as f64 / (k * want.nrows()) as f64;
+    println!("bf16 vs f32 user vectors: recall@100 = {recall:.4}");
+    assert!(recall >= 0.95, "recall@100 {recall}");
+}
