@@ -113,7 +113,7 @@ pub fn check_batch_labels(batch: &Batch) -> std::result::Result<(), String> {
 
 /// A log file streamed chunk by chunk into training batches, never held whole.
 ///
-/// Each epoch reads the file again with a [`LogReader`] in chunks of `opts.chunk_rows`, fills
+/// Each epoch reads the file again with a [`LogReader`](crate::LogReader) in chunks of `opts.chunk_rows`, fills
 /// a buffer of at most `buffer_rows` rows (whole chunks, plus the fewer than `batch_size`
 /// rows left over from the previous buffer), encodes it with the fixed vocabularies,
 /// shuffles it with a ChaCha8 stream seeded by `(seed, epoch)` and cuts it into batches; the
