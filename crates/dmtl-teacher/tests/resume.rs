@@ -7,7 +7,9 @@ use std::path::Path;
 
 use common::synthetic;
 use dmtl_teacher::train::state::StateDir;
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainHistory};
+use dmtl_teacher::{
+    Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError, TrainHistory,
+};
 
 fn config() -> TeacherConfig {
     TeacherConfig {
@@ -57,7 +59,7 @@ fn run(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>) {
                 assert!(stop.is_none() || k + 1 == stops.len(), "finished early");
                 return (timeless(h), t.store().to_safetensors_bytes());
             }
-            Err(TeacherError::Interrupted { .. }) => assert!(stop.is_some()),
+            Err(TeacherError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
             Err(e) => panic!("{e}"),
         }
     }
@@ -79,7 +81,10 @@ fn start_and_stop(dir: &Path, n: usize) {
         Some(&StateDir::fresh(dir)),
         |_| {},
     );
-    assert!(matches!(r, Err(TeacherError::Interrupted { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(TeacherError::Train(TrainError::Interrupted { .. }))),
+        "{r:?}"
+    );
 }
 
 #[test]
