@@ -85,6 +85,12 @@ impl<P, V> Default for TrainHistory<P, V> {
     }
 }
 
+/// The progress events of a [`Trainee`]'s training.
+pub type EventOf<T> = TrainEvent<<T as Trainee>::Parts, <T as Trainee>::Valid>;
+
+/// The record of a [`Trainee`]'s training.
+pub type HistoryOf<T> = TrainHistory<<T as Trainee>::Parts, <T as Trainee>::Valid>;
+
 /// Why a step left the parameters and the optimizer as they were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonFiniteStep {
@@ -201,8 +207,8 @@ pub fn run<T: Trainee>(
     name: &str,
     fingerprint: &toml::Value,
     state: Option<&StateDir>,
-    progress: &mut dyn FnMut(&TrainEvent<T::Parts, T::Valid>),
-) -> Result<TrainHistory<T::Parts, T::Valid>, T::Error> {
+    progress: &mut dyn FnMut(&EventOf<T>),
+) -> Result<HistoryOf<T>, T::Error> {
     let mut adam = Adam::new(opts.lr);
     let mut history = TrainHistory::default();
     let mut best: Option<(f64, usize, ParamStore)> = None;
