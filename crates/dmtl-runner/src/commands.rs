@@ -67,12 +67,13 @@ pub fn train_config(
 /// Whether a training error is a requested stop (`stop_after_batches`) after which the state
 /// was saved.
 fn interrupted(e: &anyhow::Error) -> bool {
+    use dmtl_teacher::TrainError::Interrupted;
     matches!(
         e.downcast_ref(),
-        Some(dmtl_teacher::TeacherError::Interrupted { .. })
+        Some(dmtl_teacher::TeacherError::Train(Interrupted { .. }))
     ) || matches!(
         e.downcast_ref(),
-        Some(dmtl_student::StudentError::Interrupted { .. })
+        Some(dmtl_student::StudentError::Train(Interrupted { .. }))
     )
 }
 

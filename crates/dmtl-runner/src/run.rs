@@ -589,9 +589,9 @@ fn teacher_stage(
                     },
                 )
                 .map_err(|e| match e {
-                    dmtl_teacher::TeacherError::Interrupted { .. } => {
-                        anyhow::Error::new(e).context("training the teacher")
-                    }
+                    dmtl_teacher::TeacherError::Train(dmtl_teacher::TrainError::Interrupted {
+                        ..
+                    }) => anyhow::Error::new(e).context("training the teacher"),
                     e => e.into(),
                 })?;
             bar.finish();
@@ -799,9 +799,9 @@ pub fn run_pipeline_with(
             )
             .map_err(|e| match e {
                 // Which model stopped, for the message that says how to resume.
-                dmtl_student::StudentError::Interrupted { .. } => {
-                    anyhow::Error::new(e).context(format!("training {model}"))
-                }
+                dmtl_student::StudentError::Train(dmtl_student::TrainError::Interrupted {
+                    ..
+                }) => anyhow::Error::new(e).context(format!("training {model}")),
                 e => e.into(),
             })?;
         bar.finish();

@@ -18,6 +18,7 @@
 //! assert_eq!(cfg.train.batch_size, 1024);
 //! ```
 
+pub use dmtl_teacher::config::TrainOptions;
 use dmtl_teacher::FieldEmbeddingConfig;
 use serde::{Deserialize, Serialize};
 
@@ -36,52 +37,6 @@ pub enum Similarity {
         /// The temperature, `> 0`; about 0.05 to 0.2 lets the score reach useful logits.
         temperature: f32,
     },
-}
-
-/// Training settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainOptions {
-    /// Adam's learning rate (betas 0.9/0.999, eps 1e-8).
-    pub lr: f32,
-    /// Impressions per batch.
-    pub batch_size: usize,
-    /// Most epochs to run.
-    pub epochs: usize,
-    /// Stop after this many epochs without a better validation long-read AUC (0: never stop
-    /// early). With a validation set the best epoch's parameters are restored at the end.
-    pub patience: usize,
-    /// Seed of the batch order (epoch `e` shuffles with stream `e`).
-    pub seed: u64,
-    /// Clip the global gradient norm to this value (`None`: no clipping).
-    pub clip_norm: Option<f64>,
-    /// What a batch whose loss, gradient or update is NaN or infinite does: stop with an error
-    /// (default) or skip its update (counted in the epoch report; an epoch whose every batch
-    /// is skipped is still an error).
-    pub on_non_finite: dmtl_teacher::config::OnNonFinite,
-    /// With a state directory, write the training state every this many batches (0: only at
-    /// the end of each epoch).
-    pub checkpoint_every: usize,
-    /// Stop after this many batches of this call (the state is written first) and return
-    /// [`StudentError::Interrupted`]; `None`: never.
-    pub stop_after_batches: Option<usize>,
-}
-
-impl Default for TrainOptions {
-    /// Adam at 1e-3, batches of 1,024, 5 epochs, patience 2.
-    fn default() -> Self {
-        TrainOptions {
-            lr: 1e-3,
-            batch_size: 1024,
-            epochs: 5,
-            patience: 2,
-            seed: 7,
-            clip_norm: None,
-            on_non_finite: dmtl_teacher::config::OnNonFinite::Stop,
-            checkpoint_every: 0,
-            stop_after_batches: None,
-        }
-    }
 }
 
 /// Sizes of the two towers, the score, the objective and training.
@@ -185,19 +140,9 @@ impl StudentConfig {
                 message,
             });
         }
-        let t = &self.train;
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return err("train.lr", "must be a finite number > 0");
+        match self.train.invalid_key() {
+            Some((key, message)) => err(key, message),
+            None => Ok(()),
         }
-        if t.batch_size == 0 {
-            return err("train.batch_size", "must be at least 1");
-        }
-        if t.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
-            return err("train.clip_norm", "must be a finite number > 0");
-        }
-        if t.stop_after_batches == Some(0) {
-            return err("train.stop_after_batches", "must be at least 1");
-        }
-        Ok(())
     }
 }

@@ -48,56 +48,10 @@ pub enum StudentError {
     /// Retrieval could not run.
     #[error(transparent)]
     Retrieval(#[from] crate::retrieval::RetrievalError),
-    /// Training diverged: the loss of a batch is NaN or infinite.
-    #[error("epoch {epoch}, batch {batch}: the loss is {loss} (lower the learning rate?)")]
-    NonFinite {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batch within the epoch (from 0).
-        batch: usize,
-        /// The loss value.
-        loss: f32,
-    },
-    /// Training diverged: a gradient holds a NaN or infinity (the update was not applied).
-    #[error("epoch {epoch}, batch {batch}: the gradient of `{parameter}` is not finite (lower the learning rate or set train.clip_norm)")]
-    NonFiniteGradient {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batch within the epoch (from 0).
-        batch: usize,
-        /// The parameter's name.
-        parameter: String,
-    },
-    /// Training diverged: the update would have written a NaN or infinity (nothing applied).
-    #[error("epoch {epoch}, batch {batch}: the update of `{parameter}` is not finite (lower the learning rate)")]
-    NonFiniteUpdate {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batch within the epoch (from 0).
-        batch: usize,
-        /// The parameter's name.
-        parameter: String,
-    },
-    /// With `on_non_finite = "skip"`, every batch of an epoch was skipped.
-    #[error("epoch {epoch}: all {batches} batches had a non-finite loss, gradient or update and were skipped (first: {first})")]
-    AllSkipped {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batches in the epoch.
-        batches: usize,
-        /// Why the first batch was skipped.
-        first: String,
-    },
-    /// Training stopped on request (`train.stop_after_batches`) after writing its state.
-    #[error(
-        "training stopped as requested before epoch {epoch}, batch {batch}; the state is saved"
-    )]
-    Interrupted {
-        /// The epoch to resume in.
-        epoch: usize,
-        /// The next batch of that epoch.
-        batch: usize,
-    },
+    /// Training diverged, every batch of an epoch was skipped, or training stopped on
+    /// request (the loop shared with the teacher).
+    #[error(transparent)]
+    Train(#[from] dmtl_teacher::TrainError),
 }
 
 impl StudentError {

@@ -16,8 +16,8 @@ use dmtl_tensor::{Graph, ParamId, ParamStore, Var};
 use crate::config::TrainOptions;
 use crate::error::{Result, StudentError};
 use crate::objective::{ObjectiveConfig, ObjectiveExt, Targets};
-use crate::train::{check_labelled, run_epochs, StepLoss, TrainEvent, TrainHistory, ValidReport};
-use crate::two_tower::{score_rows, Student, TwoTower, PREFIX};
+use crate::train::{check_labelled, run_epochs, StepLoss, TrainEvent, TrainHistory};
+use crate::two_tower::{Student, TwoTower, PREFIX};
 
 /// The losses of one joint step, each a `(1, 1)` node.
 #[derive(Debug, Clone, Copy)]
@@ -185,8 +185,10 @@ impl JointTrainer {
         let this = &*self;
         let result = run_epochs(
             &mut store,
+            &this.towers,
             &opts,
             train,
+            valid,
             "joint",
             &fingerprint,
             state,
@@ -198,11 +200,6 @@ impl JointTrainer {
                     teacher: Some(g.scalar(l.teacher)),
                     grads: g.backward(l.total),
                 })
-            },
-            |store| {
-                let Some(v) = valid else { return Ok(None) };
-                let s = score_rows(store, &this.towers, opts.batch_size, v)?;
-                Ok(Some(ValidReport::compute(&s, v)))
             },
             &mut progress,
         );

@@ -35,9 +35,10 @@ pub mod train;
 pub mod two_tower;
 
 pub use config::{Similarity, StudentConfig, TrainOptions};
+pub use dmtl_teacher::TrainError;
 pub use error::{Result, StudentError};
 pub use inference::{Precision, UserEncoder};
 pub use joint::{JointLoss, JointTrainer};
 pub use objective::{DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Targets};
-pub use train::{EpochReport, TrainEvent, TrainHistory, ValidReport};
+pub use train::{EpochReport, StudentLosses, TrainEvent, TrainHistory, ValidReport};
 pub use two_tower::{Student, TwoTower};

@@ -106,7 +106,7 @@ fn joint_training_moves_both_models_deterministically() {
     assert!(h1
         .epochs
         .iter()
-        .all(|e| e.teacher_loss.is_some() && e.valid.is_some()));
+        .all(|e| e.parts.teacher_loss.is_some() && e.valid.is_some()));
     assert_eq!(h1, {
         let mut h = h2.clone();
         for (a, b) in h.epochs.iter_mut().zip(&h1.epochs) {

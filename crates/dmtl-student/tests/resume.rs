@@ -7,7 +7,8 @@ use std::path::Path;
 use dmtl_data::{Dataset, Schema, Vocabularies};
 use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
 use dmtl_student::{
-    JointTrainer, ObjectiveConfig, Student, StudentConfig, StudentError, TrainHistory, TrainOptions,
+    JointTrainer, ObjectiveConfig, Student, StudentConfig, StudentError, TrainError, TrainHistory,
+    TrainOptions,
 };
 use dmtl_teacher::train::state::StateDir;
 use dmtl_teacher::{Teacher, TeacherConfig};
@@ -62,7 +63,7 @@ fn distill(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>) {
         };
         match s.train_from(&train, Some(&valid), Some(&teacher), Some(&state), |_| {}) {
             Ok(h) => return (timeless(h), s.store().to_safetensors_bytes()),
-            Err(StudentError::Interrupted { .. }) => assert!(stop.is_some()),
+            Err(StudentError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
             Err(e) => panic!("{e}"),
         }
     }
@@ -134,7 +135,7 @@ fn joint(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>, Vec<u8>
                     s.store().to_safetensors_bytes(),
                 );
             }
-            Err(StudentError::Interrupted { .. }) => assert!(stop.is_some()),
+            Err(StudentError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
             Err(e) => panic!("{e}"),
         }
     }

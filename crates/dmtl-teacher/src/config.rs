@@ -50,16 +50,17 @@ pub struct TeacherConfig {
     /// Weight `w` of the pCTCVR term: loss = BCE(click, pCTR) + w * BCE(click & long read,
     /// pCTCVR).
     pub ctcvr_weight: f32,
-    /// Seed of the initial parameters (and, through [`TrainConfig::seed`], of the batch order).
+    /// Seed of the initial parameters (and, through [`TrainOptions::seed`], of the batch order).
     pub seed: u64,
     /// How to train.
-    pub train: TrainConfig,
+    pub train: TrainOptions,
 }
 
-/// Training settings.
+/// Training settings, the `[train]` table of the teacher's and of the student's
+/// configuration alike; [`crate::train::epochs::run`] follows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct TrainOptions {
     /// Adam's learning rate (betas 0.9/0.999, eps 1e-8).
     pub lr: f32,
     /// Impressions per batch.
@@ -81,9 +82,12 @@ pub struct TrainConfig {
     /// the end of each epoch).
     pub checkpoint_every: usize,
     /// Stop after this many batches of this call (the state is written first) and return
-    /// [`TeacherError::Interrupted`]: how tests emulate a killed run. `None`: never.
+    /// [`crate::TrainError::Interrupted`]: how tests emulate a killed run. `None`: never.
     pub stop_after_batches: Option<usize>,
 }
+
+/// The teacher's name for [`TrainOptions`].
+pub type TrainConfig = TrainOptions;
 
 /// What a batch with a NaN or infinite loss, gradient or update does to training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -96,9 +100,10 @@ pub enum OnNonFinite {
     Skip,
 }
 
-impl Default for TrainConfig {
+impl Default for TrainOptions {
+    /// Adam at 1e-3, batches of 1,024, 5 epochs, patience 2.
     fn default() -> Self {
-        TrainConfig {
+        TrainOptions {
             lr: 1e-3,
             batch_size: 1024,
             epochs: 5,
@@ -124,7 +129,7 @@ impl Default for TeacherConfig {
             embedding: FieldEmbeddingConfig::default(),
             ctcvr_weight: 1.0,
             seed: 2021,
-            train: TrainConfig::default(),
+            train: TrainOptions::default(),
         }
     }
 }
@@ -176,19 +181,29 @@ impl TeacherConfig {
         if !(self.ctcvr_weight.is_finite() && self.ctcvr_weight >= 0.0) {
             return err("ctcvr_weight", "must be a finite number >= 0");
         }
-        let t = &self.train;
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return err("train.lr", "must be a finite number > 0");
+        match self.train.invalid_key() {
+            Some((key, message)) => err(key, message),
+            None => Ok(()),
         }
-        if t.batch_size == 0 {
-            return err("train.batch_size", "must be at least 1");
+    }
+}
+
+impl TrainOptions {
+    /// The first out-of-range value, if any: its key as written under `[train]` in a
+    /// configuration file (`train.lr`, say) and what it must be.
+    pub fn invalid_key(&self) -> Option<(&'static str, &'static str)> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Some(("train.lr", "must be a finite number > 0"));
         }
-        if t.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
-            return err("train.clip_norm", "must be a finite number > 0");
+        if self.batch_size == 0 {
+            return Some(("train.batch_size", "must be at least 1"));
         }
-        if t.stop_after_batches == Some(0) {
-            return err("train.stop_after_batches", "must be at least 1");
+        if self.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
+            return Some(("train.clip_norm", "must be a finite number > 0"));
         }
-        Ok(())
+        if self.stop_after_batches == Some(0) {
+            return Some(("train.stop_after_batches", "must be at least 1"));
+        }
+        None
     }
 }

@@ -39,6 +39,31 @@ pub enum TeacherError {
     /// A checkpoint's parameters could not be saved or loaded (the message names the tensor).
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// Training diverged, every batch of an epoch was skipped, or training stopped on
+    /// request ([`TrainError`]).
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// A training state could not be written, read, or does not belong to this model and
+    /// configuration (the message names the file and the key or tensor).
+    #[error("{path}: {message}")]
+    State {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl From<dmtl_data::DataError> for TeacherError {
+    fn from(e: dmtl_data::DataError) -> TeacherError {
+        TeacherError::Data(e.to_string())
+    }
+}
+
+/// Why the epoch loop ([`crate::train::epochs`]) stopped short, for the teacher, the student
+/// and joint training alike.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
     /// Training diverged: the loss of a batch is NaN or infinite.
     #[error("epoch {epoch}, batch {batch}: the loss is {loss} (lower the learning rate?)")]
     NonFinite {
@@ -79,15 +104,6 @@ pub enum TeacherError {
         batches: usize,
         /// Why the first batch was skipped.
         first: String,
-    },
-    /// A training state could not be written, read, or does not belong to this model and
-    /// configuration (the message names the file and the key or tensor).
-    #[error("{path}: {message}")]
-    State {
-        /// The file concerned.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
     },
     /// Training stopped on request (`train.stop_after_batches`) after writing its state;
     /// training again with the same state directory resumes at `epoch`, `batch`.

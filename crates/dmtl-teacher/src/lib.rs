@@ -7,7 +7,8 @@
 //! - [`mmoe`] (default) and [`shared_bottom`]: the multi-task structures; [`task`]: the tasks
 //!   and their towers (the place to add a task).
 //! - [`Teacher`]: embeddings + structure + ESMM heads (pCTR, pCVR, pCTCVR = pCTR * pCVR);
-//!   [`Teacher::train`] with validation and early stopping, [`Teacher::predict`] in parallel,
+//!   [`Teacher::train`] with validation and early stopping (the epoch loop of
+//!   [`train::epochs`], shared with the student), [`Teacher::predict`] in parallel,
 //!   [`Teacher::save`] / [`Teacher::load`] as `teacher.safetensors` + `teacher.toml`.
 //! - [`TeacherConfig`]: serde configuration; its default is the reference teacher of
 //!   BENCHMARKS.md.
@@ -21,9 +22,9 @@ pub mod task;
 pub mod teacher;
 pub mod train;
 
-pub use config::{Structure, TeacherConfig, TrainConfig};
-pub use error::TeacherError;
+pub use config::{Structure, TeacherConfig, TrainConfig, TrainOptions};
+pub use error::{TeacherError, TrainError};
 pub use features::{EmbeddedField, FieldEmbeddingConfig, FieldEmbeddings};
 pub use task::Task;
 pub use teacher::{Teacher, TeacherOutput, TeacherScores};
-pub use train::{EpochReport, StepLoss, TrainEvent, TrainHistory, ValidReport};
+pub use train::{EpochReport, StepLoss, TeacherLosses, TrainEvent, TrainHistory, ValidReport};

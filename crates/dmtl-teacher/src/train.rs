@@ -1,17 +1,20 @@
 //! Training the teacher: epochs of Adam on the ESMM loss, validation after each, early stopping.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use dmtl_data::{check_batch_labels, check_dataset_labels, Batch, BatchSource, Dataset};
+use dmtl_data::{check_dataset_labels, Batch, BatchSource, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_tensor::optim::{Adam, Optimizer};
 use dmtl_tensor::parallel::data_parallel;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{OnNonFinite, TrainConfig};
+use crate::config::TrainConfig;
 use crate::error::{Result, TeacherError};
 use crate::teacher::{Teacher, TeacherScores};
+
+pub mod epochs;
+
+use epochs::{NonFiniteStep, Step, Trainee};
 
 /// Validation metrics of one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,57 +50,23 @@ impl ValidReport {
     }
 }
 
-/// What happened in one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochReport {
-    /// Epoch number, from 0.
-    pub epoch: usize,
-    /// Mean total loss over the impressions of the batches trained on.
-    pub train_loss: f64,
+/// The teacher's mean loss parts of an epoch, beside [`EpochReport`]'s `train_loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TeacherLosses {
     /// Mean `BCE(click, pCTR)`.
     pub train_ctr_loss: f64,
     /// Mean `BCE(click & long read, pCTCVR)`.
     pub train_ctcvr_loss: f64,
-    /// Validation metrics, when a validation set was given.
-    pub valid: Option<ValidReport>,
-    /// Seconds spent training (validation excluded).
-    pub train_seconds: f64,
-    /// Training impressions per second.
-    pub impressions_per_second: f64,
-    /// Batches whose update was skipped (`on_non_finite = "skip"`); 0 otherwise.
-    #[serde(default)]
-    pub skipped_batches: usize,
 }
+
+/// What happened in one epoch of the teacher's training.
+pub type EpochReport = epochs::EpochReport<TeacherLosses, ValidReport>;
 
 /// Progress reported to the callback of [`Teacher::train`].
-#[derive(Debug, Clone)]
-pub enum TrainEvent {
-    /// A batch was trained on.
-    Batch {
-        /// Epoch, from 0.
-        epoch: usize,
-        /// Batch within the epoch, from 0.
-        batch: usize,
-        /// Batches per epoch.
-        n_batches: usize,
-        /// The batch's mean total loss.
-        loss: f32,
-    },
-    /// An epoch ended (after validation).
-    Epoch(EpochReport),
-}
+pub type TrainEvent = epochs::TrainEvent<TeacherLosses, ValidReport>;
 
-/// The record of a training run.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct TrainHistory {
-    /// One report per epoch run.
-    pub epochs: Vec<EpochReport>,
-    /// The epoch with the best validation long-read AUC, whose parameters the teacher holds
-    /// now; `None` without validation (the teacher then holds the last epoch's).
-    pub best_epoch: Option<usize>,
-    /// True when patience ran out before the last epoch.
-    pub stopped_early: bool,
-}
+/// The record of a teacher's training run.
+pub type TrainHistory = epochs::TrainHistory<TeacherLosses, ValidReport>;
 
 /// The loss values of one training step (means over the batch).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,27 +128,18 @@ impl Teacher {
             non_finite_grad: None,
             non_finite_update: None,
         };
-        if !values.total.is_finite() {
-            return values;
-        }
         let mut grads = sharded.grads;
-        // A finite loss can still overflow in the backward pass; never apply such an update.
-        if let Some(id) = grads.first_non_finite() {
-            return StepLoss {
+        match epochs::apply_step(self.store_mut(), opt, values.total, &mut grads, clip_norm) {
+            Ok(()) | Err(NonFiniteStep::Loss) => values,
+            Err(NonFiniteStep::Gradient(id)) => StepLoss {
                 non_finite_grad: Some(id),
                 ..values
-            };
-        }
-        if let Some(c) = clip_norm {
-            grads.clip_global_norm(c);
-        }
-        if let Err(e) = opt.try_step(self.store_mut(), &grads) {
-            return StepLoss {
-                non_finite_update: Some(e.param),
+            },
+            Err(NonFiniteStep::Update(id)) => StepLoss {
+                non_finite_update: Some(id),
                 ..values
-            };
+            },
         }
-        values
     }
 
     /// Trains with Adam (`opts.lr`, betas 0.9/0.999, eps 1e-8) on
@@ -222,7 +182,7 @@ impl Teacher {
     /// state in the directory training starts from the current parameters.
     ///
     /// `opts.stop_after_batches = Some(n)` stops after `n` batches of this call: mid-epoch the
-    /// state is written and [`TeacherError::Interrupted`] returned; when the `n`-th batch
+    /// state is written and [`crate::TrainError::Interrupted`] returned; when the `n`-th batch
     /// ends an epoch, the epoch is finished (validation, state) first.
     pub fn train_from(
         &mut self,
@@ -245,200 +205,89 @@ impl Teacher {
                 .map_err(|e| TeacherError::Data(format!("the {name} set: {e}")))?;
         }
         let fingerprint = state::config_value(&checked)?;
-        let mut adam = Adam::new(opts.lr);
-        let mut history = TrainHistory::default();
-        let mut best: Option<(f64, usize, dmtl_tensor::ParamStore)> = None;
-        let mut pos = state::Position::default();
-        let mut writer = None;
-        if let Some(sd) = state {
-            let mut w = state::StateWriter::new(&sd.dir)?;
-            if sd.resume {
-                if let Some(l) =
-                    state::load::<TrainHistory>(&sd.dir, "teacher", &fingerprint, self.store())?
-                {
-                    *self.store_mut() = l.params;
-                    adam = l.adam;
-                    adam.lr = opts.lr;
-                    history = l.history;
-                    best = l.best.map(|(m, e, s)| (m, e, s));
-                    pos = l.position;
-                    w = l.writer;
-                }
-            }
-            writer = Some(w);
-        }
-        let n_batches = train.n_rows().div_ceil(opts.batch_size);
-        let mut trained_here = 0usize;
-        let data_err = |e: dmtl_data::DataError| TeacherError::Data(e.to_string());
-        while pos.epoch < opts.epochs && !pos.stopped_early {
-            let epoch = pos.epoch;
-            let start = Instant::now();
-            let base_seconds = pos.seconds;
-            let mut stop_at_epoch_end = false;
-            if pos.loss_sums.len() != 3 {
-                pos.loss_sums = vec![0.0; 3];
-            }
-            let batches = train
-                .epoch_batches(opts.batch_size, Some((opts.seed, epoch as u64)), pos.batch)
-                .map_err(data_err)?;
-            for batch in batches {
-                let b = pos.batch;
-                let batch = batch.map_err(data_err)?;
-                if train.in_memory().is_none() {
-                    check_batch_labels(&batch)
-                        .map_err(|e| TeacherError::Data(format!("the training set: {e}")))?;
-                    self.embeddings()
-                        .check_fields(&batch.fields, batch.n_rows)?;
-                }
-                let loss = self.train_step(&mut adam, &batch, opts.clip_norm);
-                match self.step_error(&loss, epoch, b) {
-                    Some(err) if opts.on_non_finite == OnNonFinite::Stop => return Err(err),
-                    Some(err) => {
-                        pos.skipped += 1;
-                        pos.first_skip.get_or_insert_with(|| err.to_string());
-                    }
-                    None => {
-                        let n = batch.n_rows as f64;
-                        pos.rows += batch.n_rows;
-                        pos.loss_sums[0] += loss.total as f64 * n;
-                        pos.loss_sums[1] += loss.ctr as f64 * n;
-                        pos.loss_sums[2] += loss.ctcvr as f64 * n;
-                    }
-                }
-                pos.batch += 1;
-                progress(&TrainEvent::Batch {
-                    epoch,
-                    batch: b,
-                    n_batches,
-                    loss: loss.total,
-                });
-                trained_here += 1;
-                let stop = opts.stop_after_batches == Some(trained_here);
-                if pos.batch >= n_batches {
-                    stop_at_epoch_end = stop;
-                    continue;
-                }
-                let due = opts.checkpoint_every > 0 && pos.batch % opts.checkpoint_every == 0;
-                if let Some(w) = writer.as_mut().filter(|_| stop || due) {
-                    pos.seconds = base_seconds + start.elapsed().as_secs_f64();
-                    w.write(
-                        "teacher",
-                        &fingerprint,
-                        self.store(),
-                        &adam,
-                        best_ref(&best),
-                        &pos,
-                        &history,
-                    )?;
-                }
-                if stop {
-                    return Err(TeacherError::Interrupted {
-                        epoch,
-                        batch: pos.batch,
-                    });
-                }
-            }
-            if n_batches > 0 && pos.skipped >= n_batches {
-                return Err(TeacherError::AllSkipped {
-                    epoch,
-                    batches: n_batches,
-                    first: pos.first_skip.clone().unwrap_or_default(),
-                });
-            }
-            let secs = base_seconds + start.elapsed().as_secs_f64();
-            let rows = pos.rows.max(1) as f64;
-            let valid_report = match valid {
-                Some(v) => Some(ValidReport::compute(&self.predict(v)?, v)),
-                None => None,
-            };
-            let report = EpochReport {
-                epoch,
-                train_loss: pos.loss_sums[0] / rows,
-                train_ctr_loss: pos.loss_sums[1] / rows,
-                train_ctcvr_loss: pos.loss_sums[2] / rows,
-                valid: valid_report,
-                train_seconds: secs,
-                impressions_per_second: pos.rows as f64 / secs.max(1e-9),
-                skipped_batches: pos.skipped,
-            };
-            progress(&TrainEvent::Epoch(report.clone()));
-            // An undefined AUC (one class) never counts as an improvement.
-            let metric = report
-                .valid
-                .as_ref()
-                .map(|v| v.long_read_auc.unwrap_or(f64::NEG_INFINITY));
-            history.epochs.push(report);
-            if let Some(m) = metric {
-                match &best {
-                    Some((b, _, _)) if m <= *b => {
-                        let since = epoch - best.as_ref().map_or(0, |x| x.1);
-                        if opts.patience > 0 && since >= opts.patience && epoch + 1 < opts.epochs {
-                            history.stopped_early = true;
-                        }
-                    }
-                    _ => best = Some((m, epoch, self.store().clone())),
-                }
-            }
-            pos = state::Position {
-                epoch: epoch + 1,
-                stopped_early: history.stopped_early,
-                ..state::Position::default()
-            };
-            if let Some(w) = writer.as_mut() {
-                w.write(
-                    "teacher",
-                    &fingerprint,
-                    self.store(),
-                    &adam,
-                    best_ref(&best),
-                    &pos,
-                    &history,
-                )?;
-            }
-            if stop_at_epoch_end && !history.stopped_early && pos.epoch < opts.epochs {
-                return Err(TeacherError::Interrupted {
-                    epoch: pos.epoch,
-                    batch: 0,
-                });
-            }
-        }
-        if let Some((_, epoch, store)) = best {
-            *self.store_mut() = store;
-            history.best_epoch = Some(epoch);
-        }
-        Ok(history)
+        let mut run = TeacherRun {
+            stream: train.in_memory().is_none(),
+            teacher: self,
+            valid,
+        };
+        epochs::run(
+            &mut run,
+            train,
+            opts,
+            "teacher",
+            &fingerprint,
+            state,
+            &mut progress,
+        )
     }
+}
 
-    /// The error a step's result calls for, if any.
-    fn step_error(&self, loss: &StepLoss, epoch: usize, batch: usize) -> Option<TeacherError> {
-        let name = |id: dmtl_tensor::ParamId| self.store().get(id).name.clone();
-        if let Some(id) = loss.non_finite_grad {
-            Some(TeacherError::NonFiniteGradient {
-                epoch,
-                batch,
-                parameter: name(id),
-            })
-        } else if !loss.total.is_finite() {
-            Some(TeacherError::NonFinite {
-                epoch,
-                batch,
-                loss: loss.total,
-            })
+impl StepLoss {
+    /// Why the step's update was not applied, if it was not.
+    pub fn non_finite(&self) -> Option<NonFiniteStep> {
+        if let Some(id) = self.non_finite_grad {
+            Some(NonFiniteStep::Gradient(id))
+        } else if !self.total.is_finite() {
+            Some(NonFiniteStep::Loss)
         } else {
-            loss.non_finite_update
-                .map(|id| TeacherError::NonFiniteUpdate {
-                    epoch,
-                    batch,
-                    parameter: name(id),
-                })
+            self.non_finite_update.map(NonFiniteStep::Update)
         }
     }
 }
 
-fn best_ref(
-    best: &Option<(f64, usize, dmtl_tensor::ParamStore)>,
-) -> Option<(f64, usize, &dmtl_tensor::ParamStore)> {
-    best.as_ref().map(|(m, e, s)| (*m, *e, s))
+/// The teacher under the epoch loop.
+struct TeacherRun<'a> {
+    teacher: &'a mut Teacher,
+    valid: Option<&'a Dataset>,
+    /// The training batches come from a stream, not a dataset checked up front.
+    stream: bool,
+}
+
+impl Trainee for TeacherRun<'_> {
+    type Parts = TeacherLosses;
+    type Valid = ValidReport;
+    type Error = TeacherError;
+    const PARTS: usize = 2;
+
+    fn store(&self) -> &dmtl_tensor::ParamStore {
+        self.teacher.store()
+    }
+
+    fn store_mut(&mut self) -> &mut dmtl_tensor::ParamStore {
+        self.teacher.store_mut()
+    }
+
+    fn step(&mut self, adam: &mut Adam, batch: &Batch, clip_norm: Option<f64>) -> Result<Step> {
+        if self.stream {
+            self.teacher
+                .embeddings()
+                .check_fields(&batch.fields, batch.n_rows)?;
+        }
+        let loss = self.teacher.train_step(adam, batch, clip_norm);
+        Ok(Step {
+            loss: loss.total,
+            parts: vec![loss.ctr, loss.ctcvr],
+            non_finite: loss.non_finite(),
+        })
+    }
+
+    fn validate(&mut self) -> Result<Option<ValidReport>> {
+        match self.valid {
+            Some(v) => Ok(Some(ValidReport::compute(&self.teacher.predict(v)?, v))),
+            None => Ok(None),
+        }
+    }
+
+    fn metric(valid: &ValidReport) -> Option<f64> {
+        valid.long_read_auc
+    }
+
+    fn parts(&self, sums: &[f64], rows: f64) -> TeacherLosses {
+        TeacherLosses {
+            train_ctr_loss: sums[1] / rows,
+            train_ctcvr_loss: sums[2] / rows,
+        }
+    }
 }
 
 pub mod state {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::synthetic;
 use dmtl_data::FieldData;
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TeacherError, TrainConfig};
+use dmtl_teacher::{Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError};
 use dmtl_tensor::ParamStore;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -108,11 +108,11 @@ fn an_overflowing_learning_rate_stops_with_an_error_naming_epoch_and_batch() {
     let err = r.unwrap_err();
     // Adam's first update (about lr / (1 - beta1) = inf) is refused before it is applied.
     match &err {
-        TeacherError::NonFiniteUpdate {
+        TeacherError::Train(TrainError::NonFiniteUpdate {
             epoch,
             batch,
             parameter,
-        } => {
+        }) => {
             assert_eq!((*epoch, *batch), (0, 0), "{err}");
             assert!(parameter.starts_with("teacher."), "{err}");
         }
@@ -318,7 +318,10 @@ fn on_non_finite_skip_drops_the_bad_batch_counts_it_and_stops_only_when_all_are_
     let mut t = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
     let err = t.train(&clean, None, &cfg.train, |_| {}).unwrap_err();
     assert!(
-        matches!(err, TeacherError::AllSkipped { epoch: 0, .. }),
+        matches!(
+            err,
+            TeacherError::Train(TrainError::AllSkipped { epoch: 0, .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("not finite"), "{err}");

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use common::synthetic;
 use dmtl_teacher::train::state::StateDir;
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainHistory};
+use dmtl_teacher::{
+    Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError, TrainHistory,
+};
 
 fn config() -> TeacherConfig {
     TeacherConfig {
@@ -57,7 +59,7 @@ fn run(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>) {
                 assert!(stop.is_none() || k + 1 == stops.len(), "finished early");
                 return (timeless(h), t.store().to_safetensors_bytes());
             }
-            Err(TeacherError::Interrupted { .. }) => assert!(stop.is_some()),
+            Err(TeacherError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
             Err(e) => panic!("{e}"),
         }
     }
@@ -79,7 +81,10 @@ fn start_and_stop(dir: &Path, n: usize) {
         Some(&StateDir::fresh(dir)),
         |_| {},
     );
-    assert!(matches!(r, Err(TeacherError::Interrupted { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(TeacherError::Train(TrainError::Interrupted { .. }))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -234,4 +239,46 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
         err.contains("state.toml") && err.contains("`model`"),
         "{err}"
     );
+}
+
+/// The epoch reports keep the layout states were written in before the loop was shared: the
+/// loss parts sit beside `train_loss` in each epoch's table, so older states still resume.
+#[test]
+fn a_history_is_written_in_the_states_layout() {
+    use dmtl_teacher::{EpochReport, TeacherLosses, ValidReport};
+    let history = TrainHistory {
+        epochs: vec![EpochReport {
+            epoch: 0,
+            train_loss: 0.75,
+            parts: TeacherLosses {
+                train_ctr_loss: 0.5,
+                train_ctcvr_loss: 0.25,
+            },
+            valid: Some(ValidReport {
+                click_auc: Some(0.625),
+                long_read_auc: None,
+                cvr_auc_on_clicks: Some(0.5),
+                click_logloss: 0.5,
+                long_read_logloss: 0.25,
+            }),
+            train_seconds: 2.0,
+            impressions_per_second: 100.0,
+            skipped_batches: 1,
+        }],
+        best_epoch: Some(0),
+        stopped_early: false,
+    };
+    let text = toml::to_string(&toml::Value::try_from(&history).unwrap()).unwrap();
+    let written = "best_epoch = 0\nstopped_early = false\n\n[[epochs]]\nepoch = 0\n\
+        impressions_per_second = 100.0\nskipped_batches = 1\ntrain_ctcvr_loss = 0.25\n\
+        train_ctr_loss = 0.5\ntrain_loss = 0.75\ntrain_seconds = 2.0\n\n[epochs.valid]\n\
+        click_auc = 0.625\nclick_logloss = 0.5\ncvr_auc_on_clicks = 0.5\n\
+        long_read_logloss = 0.25\n";
+    assert_eq!(text, written);
+    let back: TrainHistory = toml::from_str(written).unwrap();
+    assert_eq!(back, history);
+    // A state written before `skipped_batches` existed still reads, as 0.
+    let older = written.replace("skipped_batches = 1\n", "");
+    let back: TrainHistory = toml::from_str(&older).unwrap();
+    assert_eq!(back.epochs[0].skipped_batches, 0);
 }

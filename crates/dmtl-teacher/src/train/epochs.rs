@@ -1,0 +1,384 @@
+//! The epoch loop shared by the teacher ([`crate::Teacher::train_from`]), the two-tower
+//! student and joint training: batches shuffled by `(seed, epoch)`, one optimisation step
+//! each, the `on_non_finite` policy, validation after every epoch, early stopping with the
+//! best parameters restored, and the training state (see [`super::state`]) written every
+//! `checkpoint_every` batches and at every epoch's end, from which an interrupted run resumes.
+//!
+//! A model takes part by implementing [`Trainee`]: its parameter store, one step on a batch
+//! (the loss and its parts, the update applied unless something is not finite; see
+//! [`apply_step`]), validation and the metric early stopping watches. [`run`] does the rest,
+//! the same way for every model, so that runs stop, skip, resume and report alike.
+
+use std::time::Instant;
+
+use dmtl_data::{check_batch_labels, check_dataset_labels, Batch, BatchSource, DataError, Dataset};
+use dmtl_tensor::optim::{Adam, Optimizer};
+use dmtl_tensor::{Grads, ParamId, ParamStore};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::state::{self, Position, StateDir, StateWriter};
+use crate::config::{OnNonFinite, TrainOptions};
+use crate::error::{TeacherError, TrainError};
+
+/// What happened in one epoch.
+///
+/// `P` holds the model's own mean loss parts, written in the same table as the common fields
+/// (the teacher's `train_ctr_loss`, say); `V` is its validation report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport<P, V> {
+    /// Epoch number, from 0.
+    pub epoch: usize,
+    /// Mean total loss (what a step differentiates) over the impressions trained on.
+    pub train_loss: f64,
+    /// The model's mean loss parts.
+    #[serde(flatten)]
+    pub parts: P,
+    /// Validation metrics, when a validation set was given.
+    pub valid: Option<V>,
+    /// Seconds spent training (validation excluded).
+    pub train_seconds: f64,
+    /// Training impressions per second.
+    pub impressions_per_second: f64,
+    /// Batches whose update was skipped (`on_non_finite = "skip"`); 0 otherwise.
+    #[serde(default)]
+    pub skipped_batches: usize,
+}
+
+/// Progress reported to the callback of a training function.
+#[derive(Debug, Clone)]
+pub enum TrainEvent<P, V> {
+    /// A batch was trained on.
+    Batch {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Batch within the epoch, from 0.
+        batch: usize,
+        /// Batches per epoch.
+        n_batches: usize,
+        /// The batch's mean total loss.
+        loss: f32,
+    },
+    /// An epoch ended (after validation).
+    Epoch(EpochReport<P, V>),
+}
+
+/// The record of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainHistory<P, V> {
+    /// One report per epoch run.
+    pub epochs: Vec<EpochReport<P, V>>,
+    /// The epoch with the best validation metric (the long-read AUC), whose parameters the
+    /// model holds now; `None` without validation (the model then holds the last epoch's).
+    pub best_epoch: Option<usize>,
+    /// True when patience ran out before the last epoch.
+    pub stopped_early: bool,
+}
+
+impl<P, V> Default for TrainHistory<P, V> {
+    fn default() -> Self {
+        TrainHistory {
+            epochs: Vec::new(),
+            best_epoch: None,
+            stopped_early: false,
+        }
+    }
+}
+
+/// The progress events of a [`Trainee`]'s training.
+pub type EventOf<T> = TrainEvent<<T as Trainee>::Parts, <T as Trainee>::Valid>;
+
+/// The record of a [`Trainee`]'s training.
+pub type HistoryOf<T> = TrainHistory<<T as Trainee>::Parts, <T as Trainee>::Valid>;
+
+/// Why a step left the parameters and the optimizer as they were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFiniteStep {
+    /// The loss is NaN or infinite (its value is [`Step::loss`]).
+    Loss,
+    /// This parameter's gradient holds a NaN or infinity.
+    Gradient(ParamId),
+    /// The update would have written a NaN or infinity into this parameter or its optimizer
+    /// state.
+    Update(ParamId),
+}
+
+/// One batch's outcome, as [`Trainee::step`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The batch's mean total loss, before the update.
+    pub loss: f32,
+    /// The loss parts the epoch sums besides the total, in the order [`Trainee::parts`] reads
+    /// them (fewer than [`Trainee::PARTS`]: the others add nothing).
+    pub parts: Vec<f32>,
+    /// Set when the update was not applied.
+    pub non_finite: Option<NonFiniteStep>,
+}
+
+/// Applies one step's gradients to `store` unless something is not finite: the loss, then
+/// every gradient, are checked, the global gradient norm clipped to `clip_norm`, and `opt`'s
+/// checked update applied. On `Err` neither `store` nor `opt` has changed.
+pub fn apply_step(
+    store: &mut ParamStore,
+    opt: &mut (impl Optimizer + Clone),
+    loss: f32,
+    grads: &mut Grads,
+    clip_norm: Option<f64>,
+) -> Result<(), NonFiniteStep> {
+    if !loss.is_finite() {
+        return Err(NonFiniteStep::Loss);
+    }
+    // A finite loss can still overflow in the backward pass; never apply such an update.
+    if let Some(id) = grads.first_non_finite() {
+        return Err(NonFiniteStep::Gradient(id));
+    }
+    if let Some(c) = clip_norm {
+        grads.clip_global_norm(c);
+    }
+    opt.try_step(store, grads)
+        .map_err(|e| NonFiniteStep::Update(e.param))
+}
+
+/// A model [`run`] trains.
+pub trait Trainee {
+    /// The mean loss parts of an epoch besides the total ([`EpochReport::parts`]).
+    type Parts: Clone + Serialize + DeserializeOwned;
+    /// The validation report of an epoch.
+    type Valid: Clone + Serialize + DeserializeOwned;
+    /// The error training returns; the loop's own errors convert into it.
+    type Error: From<TrainError> + From<TeacherError> + From<DataError>;
+    /// How many loss parts an epoch sums besides the total (a training state holds one sum
+    /// more).
+    const PARTS: usize;
+
+    /// The parameters trained, saved in the state and restored at the best epoch.
+    fn store(&self) -> &ParamStore;
+
+    /// The same, to load a state or restore the best epoch into.
+    fn store_mut(&mut self) -> &mut ParamStore;
+
+    /// One optimisation step on `batch` with `adam` (clipping the global gradient norm to
+    /// `clip_norm`), usually through [`apply_step`]. A batch of a streamed source has had its
+    /// labels checked; the model checks that it fits its fields.
+    fn step(
+        &mut self,
+        adam: &mut Adam,
+        batch: &Batch,
+        clip_norm: Option<f64>,
+    ) -> Result<Step, Self::Error>;
+
+    /// The validation report after an epoch, `None` without a validation set.
+    fn validate(&mut self) -> Result<Option<Self::Valid>, Self::Error>;
+
+    /// The metric early stopping maximises (`None`, an undefined AUC, never improves).
+    fn metric(valid: &Self::Valid) -> Option<f64>;
+
+    /// The epoch's mean parts from their sums over `rows` impressions (`sums[0]` is the
+    /// total's; `sums[1..]` the parts', [`Trainee::PARTS`] of them).
+    fn parts(&self, sums: &[f64], rows: f64) -> Self::Parts;
+}
+
+fn best_ref(best: &Option<(f64, usize, ParamStore)>) -> Option<(f64, usize, &ParamStore)> {
+    best.as_ref().map(|(m, e, s)| (*m, *e, s))
+}
+
+/// Fails, naming the set (`training`, `validation`), when `data` is unlabelled or holds a
+/// label out of range.
+pub fn check_labelled(name: &str, data: &Dataset) -> Result<(), TeacherError> {
+    if !data.has_labels() {
+        return Err(TeacherError::Data(format!("the {name} set has no labels")));
+    }
+    check_dataset_labels(data).map_err(|e| TeacherError::Data(format!("the {name} set: {e}")))
+}
+
+/// Trains `model` on `train` following `opts` (Adam at `opts.lr`, epochs of batches shuffled
+/// by `(opts.seed, epoch)`), as the module documentation describes.
+///
+/// With `state`, the training state is kept in `state.dir` under the model name `name` and
+/// the configuration `fingerprint` ([`state::config_value`]); with `state.resume` and a state
+/// there, training continues from it and ends exactly as a run never interrupted would.
+/// `opts.stop_after_batches = Some(n)` stops after `n` batches of this call with
+/// [`TrainError::Interrupted`] (mid-epoch the state is written first; when the `n`-th batch
+/// ends an epoch, the epoch is finished first). `progress` sees every batch and epoch.
+pub fn run<T: Trainee>(
+    model: &mut T,
+    train: &dyn BatchSource,
+    opts: &TrainOptions,
+    name: &str,
+    fingerprint: &toml::Value,
+    state: Option<&StateDir>,
+    progress: &mut dyn FnMut(&EventOf<T>),
+) -> Result<HistoryOf<T>, T::Error> {
+    let mut adam = Adam::new(opts.lr);
+    let mut history = TrainHistory::default();
+    let mut best: Option<(f64, usize, ParamStore)> = None;
+    let mut pos = Position::default();
+    let mut writer = None;
+    if let Some(sd) = state {
+        let mut w = StateWriter::new(&sd.dir)?;
+        if sd.resume {
+            if let Some(l) = state::load(&sd.dir, name, fingerprint, model.store())? {
+                *model.store_mut() = l.params;
+                adam = l.adam;
+                adam.lr = opts.lr;
+                history = l.history;
+                best = l.best;
+                pos = l.position;
+                w = l.writer;
+            }
+        }
+        writer = Some(w);
+    }
+    let n_batches = train.n_rows().div_ceil(opts.batch_size);
+    let mut trained_here = 0usize;
+    while pos.epoch < opts.epochs && !pos.stopped_early {
+        let epoch = pos.epoch;
+        let start = Instant::now();
+        let base_seconds = pos.seconds;
+        let mut stop_at_epoch_end = false;
+        if pos.loss_sums.len() != 1 + T::PARTS {
+            pos.loss_sums = vec![0.0; 1 + T::PARTS];
+        }
+        let batches =
+            train.epoch_batches(opts.batch_size, Some((opts.seed, epoch as u64)), pos.batch)?;
+        for batch in batches {
+            let b = pos.batch;
+            let batch = batch?;
+            if train.in_memory().is_none() {
+                check_batch_labels(&batch)
+                    .map_err(|e| TeacherError::Data(format!("the training set: {e}")))?;
+            }
+            let step = model.step(&mut adam, &batch, opts.clip_norm)?;
+            let name_of = |id: ParamId| model.store().get(id).name.clone();
+            let failure = step.non_finite.map(|f| match f {
+                NonFiniteStep::Loss => TrainError::NonFinite {
+                    epoch,
+                    batch: b,
+                    loss: step.loss,
+                },
+                NonFiniteStep::Gradient(id) => TrainError::NonFiniteGradient {
+                    epoch,
+                    batch: b,
+                    parameter: name_of(id),
+                },
+                NonFiniteStep::Update(id) => TrainError::NonFiniteUpdate {
+                    epoch,
+                    batch: b,
+                    parameter: name_of(id),
+                },
+            });
+            match failure {
+                Some(err) if opts.on_non_finite == OnNonFinite::Stop => return Err(err.into()),
+                Some(err) => {
+                    pos.skipped += 1;
+                    pos.first_skip.get_or_insert_with(|| err.to_string());
+                }
+                None => {
+                    let n = batch.n_rows as f64;
+                    pos.rows += batch.n_rows;
+                    pos.loss_sums[0] += step.loss as f64 * n;
+                    for (sum, part) in pos.loss_sums[1..].iter_mut().zip(&step.parts) {
+                        *sum += *part as f64 * n;
+                    }
+                }
+            }
+            pos.batch += 1;
+            progress(&TrainEvent::Batch {
+                epoch,
+                batch: b,
+                n_batches,
+                loss: step.loss,
+            });
+            trained_here += 1;
+            let stop = opts.stop_after_batches == Some(trained_here);
+            if pos.batch >= n_batches {
+                stop_at_epoch_end = stop;
+                continue;
+            }
+            let due = opts.checkpoint_every > 0 && pos.batch % opts.checkpoint_every == 0;
+            if let Some(w) = writer.as_mut().filter(|_| stop || due) {
+                pos.seconds = base_seconds + start.elapsed().as_secs_f64();
+                w.write(
+                    name,
+                    fingerprint,
+                    model.store(),
+                    &adam,
+                    best_ref(&best),
+                    &pos,
+                    &history,
+                )?;
+            }
+            if stop {
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    batch: pos.batch,
+                }
+                .into());
+            }
+        }
+        if n_batches > 0 && pos.skipped >= n_batches {
+            return Err(TrainError::AllSkipped {
+                epoch,
+                batches: n_batches,
+                first: pos.first_skip.clone().unwrap_or_default(),
+            }
+            .into());
+        }
+        let secs = base_seconds + start.elapsed().as_secs_f64();
+        let rows = pos.rows.max(1) as f64;
+        let report = EpochReport {
+            epoch,
+            train_loss: pos.loss_sums[0] / rows,
+            parts: model.parts(&pos.loss_sums, rows),
+            valid: model.validate()?,
+            train_seconds: secs,
+            impressions_per_second: pos.rows as f64 / secs.max(1e-9),
+            skipped_batches: pos.skipped,
+        };
+        progress(&TrainEvent::Epoch(report.clone()));
+        // An undefined AUC (one class) never counts as an improvement.
+        let metric = report
+            .valid
+            .as_ref()
+            .map(|v| T::metric(v).unwrap_or(f64::NEG_INFINITY));
+        history.epochs.push(report);
+        if let Some(m) = metric {
+            match &best {
+                Some((b, at, _)) if m <= *b => {
+                    if opts.patience > 0 && epoch - at >= opts.patience && epoch + 1 < opts.epochs {
+                        history.stopped_early = true;
+                    }
+                }
+                _ => best = Some((m, epoch, model.store().clone())),
+            }
+        }
+        pos = Position {
+            epoch: epoch + 1,
+            stopped_early: history.stopped_early,
+            ..Position::default()
+        };
+        if let Some(w) = writer.as_mut() {
+            w.write(
+                name,
+                fingerprint,
+                model.store(),
+                &adam,
+                best_ref(&best),
+                &pos,
+                &history,
+            )?;
+        }
+        if stop_at_epoch_end && !history.stopped_early && pos.epoch < opts.epochs {
+            return Err(TrainError::Interrupted {
+                epoch: pos.epoch,
+                batch: 0,
+            }
+            .into());
+        }
+    }
+    if let Some((_, epoch, saved)) = best {
+        *model.store_mut() = saved;
+        history.best_epoch = Some(epoch);
+    }
+    Ok(history)
+}
