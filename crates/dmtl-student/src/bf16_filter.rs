@@ -34,24 +34,15 @@ pub(crate) const MAX_DIM: usize = 4096;
 /// no bf16 value, product or sum can overflow.
 const LIMIT: f32 = 1.1259e15; // ~2^50
 
-/// `true` when this CPU runs the bf16 kernel.
+/// `true` when this CPU runs the bf16 kernel (the same test as the bf16 MLP's).
 pub(crate) fn supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    dmtl_tensor::bf16::available()
 }
 
 /// Round-to-nearest-even f32 -> bf16 bits, for finite inputs of magnitude at most [`LIMIT`].
 #[inline]
 fn bf16_bits(x: f32) -> u32 {
-    let b = x.to_bits();
-    (b + 0x7fff + ((b >> 16) & 1)) >> 16
+    u32::from(dmtl_tensor::bf16::round_bf16(x))
 }
 
 /// The bound `|a - r| <= rel * |q| * |x| + abs * (1 + |q| + |x|)` for vectors of length `d`.
