@@ -306,20 +306,20 @@ impl SimConfig {
                 self.exposure_popular + self.exposure_interest
             ));
         }
-        if !(self.long_read_threshold > 0.0) || !self.long_read_threshold.is_finite() {
+        if !(self.long_read_threshold.is_finite() && self.long_read_threshold > 0.0) {
             return Err(format!(
                 "simulator config: long_read_threshold must be a positive number, got {}",
                 self.long_read_threshold
             ));
         }
-        if !(self.max_read_seconds > self.long_read_threshold) || !self.max_read_seconds.is_finite()
+        if !(self.max_read_seconds.is_finite() && self.max_read_seconds > self.long_read_threshold)
         {
             return Err(format!(
                 "simulator config: max_read_seconds must exceed long_read_threshold ({}), got {}",
                 self.long_read_threshold, self.max_read_seconds
             ));
         }
-        if !(self.popularity_exponent >= 0.0) || !self.popularity_exponent.is_finite() {
+        if !(self.popularity_exponent.is_finite() && self.popularity_exponent >= 0.0) {
             return Err(format!(
                 "simulator config: popularity_exponent must be a non-negative number, got {}",
                 self.popularity_exponent

@@ -19,7 +19,7 @@ fn bce_gradcheck_weights_and_reductions() {
         for weights in [None, Some(w.as_slice())] {
             gradcheck(
                 &format!("bce {red:?} {}", weights.is_some()),
-                &[x.clone()],
+                std::slice::from_ref(&x),
                 &|g, v| bce_with_logits(g, v[0], &soft, weights, red),
             );
         }
@@ -38,7 +38,7 @@ fn bce_values_match_naive_formula() {
         .map(|(&x, &t)| bce64(sigmoid64(x), t))
         .collect();
     for (red, mean) in [(Reduction::Mean, true), (Reduction::Sum, false)] {
-        let (s, ids) = store_of(&[x.clone()]);
+        let (s, ids) = store_of(std::slice::from_ref(&x));
         let (l, _) = eval(&s, &ids, &|g, v| {
             bce_with_logits(g, v[0], &t, Some(&w), red)
         });

@@ -23,10 +23,10 @@ fn soft_bce_gradcheck_and_values() {
     let naive: Vec<f64> = (0..N).map(|i| bce64(sigmoid64(x[i]), q[i])).collect();
     for (red, mean) in reductions() {
         for weights in [None, Some(w.as_slice())] {
-            gradcheck("soft_bce", &[x.clone()], &|g, v| {
+            gradcheck("soft_bce", std::slice::from_ref(&x), &|g, v| {
                 soft_bce(g, v[0], &q, weights, red)
             });
-            let (s, ids) = store_of(&[x.clone()]);
+            let (s, ids) = store_of(std::slice::from_ref(&x));
             let (l, _) = eval(&s, &ids, &|g, v| soft_bce(g, v[0], &q, weights, red));
             assert_close("soft_bce value", l, reduce(&naive, weights, mean), 1e-5);
         }
@@ -53,10 +53,10 @@ fn kl_gradcheck_and_values_at_several_temperatures() {
         let naive: Vec<f64> = (0..N).map(|i| kl64(x[i], q[i], t)).collect();
         for (red, mean) in reductions() {
             for weights in [None, Some(w.as_slice())] {
-                gradcheck(&format!("kl T={t}"), &[x.clone()], &|g, v| {
+                gradcheck(&format!("kl T={t}"), std::slice::from_ref(&x), &|g, v| {
                     kl_distill(g, v[0], &q, t, weights, red)
                 });
-                let (s, ids) = store_of(&[x.clone()]);
+                let (s, ids) = store_of(std::slice::from_ref(&x));
                 let (l, _) = eval(&s, &ids, &|g, v| kl_distill(g, v[0], &q, t, weights, red));
                 assert_close(
                     &format!("kl value T={t}"),
@@ -77,7 +77,7 @@ fn kl_at_temperature_one_is_soft_bce_minus_teacher_entropy() {
     let w = uniform(&mut r, N, 0.1, 2.0);
     let entropy: Vec<f64> = q.iter().map(|&q| binary_entropy(q) as f64).collect();
     for (red, mean) in reductions() {
-        let (s, ids) = store_of(&[x.clone()]);
+        let (s, ids) = store_of(std::slice::from_ref(&x));
         let (kl, gk) = eval(&s, &ids, &|g, v| {
             kl_distill(g, v[0], &q, 1.0, Some(&w), red)
         });
@@ -100,7 +100,7 @@ fn kl_vanishes_where_student_matches_teacher() {
     let q = vec![0.1f32, 0.5, 0.93];
     let x = probs_to_logits(&q);
     for t in [1.0f32, 3.0] {
-        let (s, ids) = store_of(&[x.clone()]);
+        let (s, ids) = store_of(std::slice::from_ref(&x));
         let (l, grads) = eval(&s, &ids, &|g, v| {
             kl_distill(g, v[0], &q, t, None, Reduction::Sum)
         });
@@ -119,10 +119,10 @@ fn mse_logits_gradcheck_and_values() {
     let naive: Vec<f64> = (0..N).map(|i| ((x[i] - s_t[i]) as f64).powi(2)).collect();
     for (red, mean) in reductions() {
         for weights in [None, Some(w.as_slice())] {
-            gradcheck("mse_logits", &[x.clone()], &|g, v| {
+            gradcheck("mse_logits", std::slice::from_ref(&x), &|g, v| {
                 mse_logits(g, v[0], &s_t, weights, red)
             });
-            let (s, ids) = store_of(&[x.clone()]);
+            let (s, ids) = store_of(std::slice::from_ref(&x));
             let (l, _) = eval(&s, &ids, &|g, v| mse_logits(g, v[0], &s_t, weights, red));
             assert_close("mse_logits value", l, reduce(&naive, weights, mean), 1e-5);
         }
@@ -135,7 +135,7 @@ fn distill_mix_end_points_equal_the_parts_and_middle_gradchecks() {
     let x = uniform(&mut r, N, -3.0, 3.0);
     let q = uniform(&mut r, N, 0.0, 1.0);
     let y = bernoulli(&mut r, N, 0.3);
-    let (s, ids) = store_of(&[x.clone()]);
+    let (s, ids) = store_of(std::slice::from_ref(&x));
     let (soft, gs) = eval(&s, &ids, &|g, v| {
         soft_bce(g, v[0], &q, None, Reduction::Mean)
     });
@@ -163,7 +163,7 @@ fn distillation_losses_are_stable_at_extreme_logits() {
     for big in [100.0f32, 1e4] {
         let x = vec![big, -big, big, -big];
         let q = vec![1.0f32, 0.0, 0.3, 0.3];
-        let (s, ids) = store_of(&[x.clone()]);
+        let (s, ids) = store_of(std::slice::from_ref(&x));
         // Soft BCE: softplus(x) - q x, so 0, 0, 0.7 big and 0.3 big.
         let (l, g0) = eval(&s, &ids, &|g, v| {
             soft_bce(g, v[0], &q, None, Reduction::Sum)

@@ -24,10 +24,10 @@ fn mse_log_duration_gradcheck_and_values() {
         .collect();
     for (red, mean) in [(Reduction::Mean, true), (Reduction::Sum, false)] {
         for weights in [None, Some(w.as_slice())] {
-            gradcheck("mse_log_duration", &[x.clone()], &|g, v| {
+            gradcheck("mse_log_duration", std::slice::from_ref(&x), &|g, v| {
                 mse_log_duration(g, v[0], &d, weights, red)
             });
-            let (s, ids) = store_of(&[x.clone()]);
+            let (s, ids) = store_of(std::slice::from_ref(&x));
             let (l, _) = eval(&s, &ids, &|g, v| {
                 mse_log_duration(g, v[0], &d, weights, red)
             });
@@ -68,10 +68,10 @@ fn weighted_logistic_gradcheck_and_values() {
         .map(|i| if click[i] == 1.0 { d[i] } else { 1.0 })
         .collect();
     for (red, mean) in [(Reduction::Mean, true), (Reduction::Sum, false)] {
-        gradcheck("weighted_logistic", &[x.clone()], &|g, v| {
+        gradcheck("weighted_logistic", std::slice::from_ref(&x), &|g, v| {
             weighted_logistic(g, v[0], &click, &d, red)
         });
-        let (s, ids) = store_of(&[x.clone()]);
+        let (s, ids) = store_of(std::slice::from_ref(&x));
         let (l, _) = eval(&s, &ids, &|g, v| {
             weighted_logistic(g, v[0], &click, &d, red)
         });

@@ -59,7 +59,7 @@ fn targets(b: &Batch) -> Targets<'_> {
 
 /// The objective's loss and the reference built from the loss functions directly agree.
 fn same(obj: &dyn Objective, b: &Batch, reference: &LossFn) {
-    let (s, ids) = store_of(&[b.x.clone()]);
+    let (s, ids) = store_of(std::slice::from_ref(&b.x));
     let t = targets(b);
     let (l, g) = eval(&s, &ids, &|g, v| obj.loss(g, v[0], &t));
     let (r, gr) = eval(&s, &ids, reference);
@@ -132,7 +132,7 @@ fn distill_without_teacher_says_so() {
         teacher: None,
         ..targets(&b)
     };
-    let (s, ids) = store_of(&[b.x.clone()]);
+    let (s, ids) = store_of(std::slice::from_ref(&b.x));
     let obj = Distill {
         alpha: 1.0,
         kind: DistillKind::Soft,

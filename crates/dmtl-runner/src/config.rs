@@ -427,13 +427,14 @@ impl RunConfig {
                 return err("stages.models", format!("`{m}` is listed twice"));
             }
         }
-        if st.teacher == TeacherStage::Skip && st.models.contains(&ModelName::Dmtl) {
-            if self.student.objective.needs_teacher() {
-                return err(
-                    "stages.models",
-                    "`dmtl` distils the teacher, which stages.teacher = \"skip\" leaves out".into(),
-                );
-            }
+        if st.teacher == TeacherStage::Skip
+            && st.models.contains(&ModelName::Dmtl)
+            && self.student.objective.needs_teacher()
+        {
+            return err(
+                "stages.models",
+                "`dmtl` distils the teacher, which stages.teacher = \"skip\" leaves out".into(),
+            );
         }
         if let ObjectiveConfig::Distill { alpha, .. } = self.student.objective {
             if !(0.0..=1.0).contains(&alpha) {

@@ -108,7 +108,8 @@ pub fn write_run(dir: &Path, metrics: &RunMetrics, k: usize) -> Result<()> {
         &dir.join(METRICS_FILE),
         &serde_json::to_string_pretty(metrics)?,
     )?;
-    let plots = crate::plots::write_all(&dir.join(PLOTS_DIR), &[metrics.models.clone()])?;
+    let plots =
+        crate::plots::write_all(&dir.join(PLOTS_DIR), std::slice::from_ref(&metrics.models))?;
     let mut md = String::new();
     let d = &metrics.data;
     let _ = writeln!(

@@ -318,7 +318,7 @@ fn parse_ids_npy(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
                 continue;
             }
             // A NUL inside an id is kept; only the trailing padding is dropped.
-            s.extend(std::iter::repeat('\0').take(nul));
+            s.extend(std::iter::repeat_n('\0', nul));
             nul = 0;
             s.push(char::from_u32(c).ok_or(format!("entry {k}: invalid code point {c:#x}"))?);
         }

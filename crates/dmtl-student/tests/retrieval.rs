@@ -29,7 +29,7 @@ fn brute(q: &Array2<f32>, items: &Array2<f32>, k: usize, exclude: Option<&[Vec<u
             .rows()
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| exclude.map_or(true, |e| !e[r].contains(&(*i as u32))))
+            .filter(|(i, _)| exclude.is_none_or(|e| !e[r].contains(&(*i as u32))))
             .map(|(i, row)| (qrow.dot(&row), i as u32))
             .collect();
         all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));

@@ -45,7 +45,7 @@ fn brute(q: &Array2<f32>, items: &Array2<f32>, k: usize, exclude: Option<&[Vec<u
             .rows()
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| exclude.map_or(true, |e| !e[r].contains(&(*i as u32))))
+            .filter(|(i, _)| exclude.is_none_or(|e| !e[r].contains(&(*i as u32))))
             .map(|(i, row)| (exact(&qs, &row.to_vec()), i as u32))
             .filter(|c| !c.0.is_nan())
             .collect();

@@ -299,7 +299,7 @@ fn embedding_bag_sum_and_mean_with_empty_bags() {
         "an empty bag pools to zeros"
     );
     let tv = s.value(t);
-    let expect = (&tv.row(1) + &tv.row(3) + &tv.row(3)) / 3.0;
+    let expect = (&tv.row(1) + &tv.row(3) + tv.row(3)) / 3.0;
     for (a, b) in v.row(0).iter().zip(expect.iter()) {
         assert!((a - b).abs() < 1e-6);
     }

@@ -105,7 +105,7 @@ impl ReadOptions {
     }
 
     fn wants(&self, side: Side) -> bool {
-        self.sides.as_ref().map_or(true, |s| s.contains(&side))
+        self.sides.as_ref().is_none_or(|s| s.contains(&side))
     }
 }
 
