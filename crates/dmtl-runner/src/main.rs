@@ -1,5 +1,9 @@
 //! The `dmtl` command line; every command is a thin call into `dmtl_runner::commands`.
 
+// The doc comments below are clap's `--help` texts, written for the terminal (`<timestamp>`,
+// `[simulator]`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,9 +60,9 @@ enum Command {
     },
     /// The same pipeline on your own CSV/Parquet logs, from a run.toml.
     ///
-    /// The same pipeline on your own logs (or a [simulator] section), from a TOML
-    /// configuration: see `dmtl_runner::config` or the README for the format. The config is
-    /// checked before any work; errors name the file and the key.
+    /// The logs may also be simulated (a [simulator] section). See `dmtl_runner::config` or
+    /// the README for the format. The config is checked before any work; errors name the file
+    /// and the key.
     Train {
         /// The run configuration (run.toml).
         #[arg(long, required_unless_present = "resume")]
