@@ -28,6 +28,7 @@ use dmtl_data::{
 };
 use dmtl_student::retrieval::top_k;
 use dmtl_student::{ObjectiveExt, Student};
+use dmtl_teacher::train::epochs::TrainEvent;
 use dmtl_teacher::train::state::StateDir;
 use dmtl_teacher::Teacher;
 use rand::seq::SliceRandom;
@@ -40,7 +41,7 @@ use tracing::info;
 use crate::config::{ModelName, RunConfig, TeacherStage};
 use crate::eval::{self, OfflineMetrics, Output, RetrievalMetrics, RetrievalTask};
 use crate::fsutil::write_text;
-use crate::progress::Progress;
+use crate::progress::{Progress, TrainBar};
 
 /// The resolved configuration in a run folder.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -571,22 +572,7 @@ fn teacher_stage(
                     data.valid.as_ref(),
                     opts,
                     state.as_ref(),
-                    |ev| match ev {
-                        dmtl_teacher::TrainEvent::Batch { epoch, loss, .. } => {
-                            bar.batch(*epoch, *loss)
-                        }
-                        dmtl_teacher::TrainEvent::Epoch(r) => {
-                            let line = format!(
-                                "teacher epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
-                                r.epoch + 1,
-                                r.train_loss,
-                                fmt_opt(r.valid.as_ref().and_then(|v| v.long_read_auc)),
-                                r.impressions_per_second
-                            );
-                            info!("{line}");
-                            bar.epoch(line);
-                        }
-                    },
+                    |ev| show_progress(&mut bar, "teacher", ev, |v| v.long_read_auc),
                 )
                 .map_err(|e| match e {
                     dmtl_teacher::TeacherError::Train(dmtl_teacher::TrainError::Interrupted {
@@ -618,6 +604,30 @@ fn teacher_stage(
 
 fn fmt_opt(x: Option<f64>) -> String {
     x.map_or("-".to_string(), |v| format!("{v:.4}"))
+}
+
+/// Shows a training event of any model (the teacher and every student share the epoch loop
+/// and its events): batches move the bar, epochs print and log one line named `label`.
+fn show_progress<P, V>(
+    bar: &mut TrainBar,
+    label: &str,
+    ev: &TrainEvent<P, V>,
+    long_read_auc: impl Fn(&V) -> Option<f64>,
+) {
+    match ev {
+        TrainEvent::Batch { epoch, loss, .. } => bar.batch(*epoch, *loss),
+        TrainEvent::Epoch(r) => {
+            let line = format!(
+                "{label} epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
+                r.epoch + 1,
+                r.train_loss,
+                fmt_opt(r.valid.as_ref().and_then(&long_read_auc)),
+                r.impressions_per_second
+            );
+            info!("{line}");
+            bar.epoch(line);
+        }
+    }
 }
 
 /// The student configuration of `model`: the run's `[student]` with the model's objective.
@@ -782,20 +792,7 @@ pub fn run_pipeline_with(
                 data.valid.as_ref(),
                 teacher_train_p.as_deref(),
                 state.as_ref(),
-                |ev| match ev {
-                    dmtl_student::TrainEvent::Batch { epoch, loss, .. } => bar.batch(*epoch, *loss),
-                    dmtl_student::TrainEvent::Epoch(r) => {
-                        let line = format!(
-                            "{model} epoch {}: loss {:.4}, valid long-read AUC {}, {:.0} imp/s",
-                            r.epoch + 1,
-                            r.train_loss,
-                            fmt_opt(r.valid.as_ref().and_then(|v| v.long_read_auc)),
-                            r.impressions_per_second
-                        );
-                        info!("{line}");
-                        bar.epoch(line);
-                    }
-                },
+                |ev| show_progress(&mut bar, model.as_str(), ev, |v| v.long_read_auc),
             )
             .map_err(|e| match e {
                 // Which model stopped, for the message that says how to resume.
