@@ -79,6 +79,9 @@ pub struct RetrievalTask {
     pub long_reads: Vec<Vec<u32>>,
     /// Per user, the simulator's user index when the data is simulated.
     pub sim_users: Option<Vec<usize>>,
+    /// Per corpus row, the number of training impressions of the item (0 for an item the
+    /// training log never showed): how much data its vector was learned from.
+    pub corpus_train_impressions: Vec<u32>,
 }
 
 /// Retrieval metrics of top-K lists.
@@ -99,6 +102,11 @@ pub struct RetrievalMetrics {
     pub true_long_read_p: Option<f64>,
     /// Simulated data: share of click-bait among the retrieved items.
     pub clickbait_share: Option<f64>,
+    /// Median number of training impressions of the retrieved items (over every retrieved
+    /// (user, item) pair): low values mean the lists are crowded by items whose vectors saw
+    /// little data.
+    #[serde(default)]
+    pub median_train_impressions: Option<f64>,
     /// Simulated data: histogram of true expected reading seconds of every retrieved
     /// (user, item) pair, over `histogram_edges`.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
@@ -124,6 +132,7 @@ pub fn retrieval(
         users: lists.len(),
         recall_at_k: recall.as_ref().map(|r| r.mean),
         recall_users: recall.as_ref().map_or(0, |r| r.users_used),
+        median_train_impressions: median_count(lists, &task.corpus_train_impressions),
         ..RetrievalMetrics::default()
     };
     if let (Some(sim), Some(users)) = (sim, &task.sim_users) {
@@ -163,6 +172,26 @@ pub fn retrieval(
         }
     }
     m
+}
+
+/// The median of `counts[i]` over every entry `i` of `lists` (padding `>= counts.len()`
+/// skipped); `None` when `counts` is empty or no entry is a corpus row.
+fn median_count(lists: &[Vec<u32>], counts: &[u32]) -> Option<f64> {
+    let mut all: Vec<u32> = lists
+        .iter()
+        .flatten()
+        .filter_map(|&i| counts.get(i as usize).copied())
+        .collect();
+    if all.is_empty() {
+        return None;
+    }
+    let mid = all.len() / 2;
+    let (_, &mut hi, _) = all.select_nth_unstable(mid);
+    if all.len() % 2 == 1 {
+        return Some(hi as f64);
+    }
+    let lo = *all[..mid].iter().max().expect("mid >= 1");
+    Some((lo as f64 + hi as f64) / 2.0)
 }
 
 /// The bin of `x` among `edges` (values outside go to the first or last bin).
@@ -228,6 +257,33 @@ pub fn mean_std(values: &[Option<f64>]) -> Option<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_count_matches_a_sort() {
+        let counts: Vec<u32> = (0..50u32).map(|i| (i * 37) % 23).collect();
+        for lists in [
+            vec![vec![3u32, 9, 17], vec![4, 40, 99]],
+            vec![vec![0u32, 1, 2, 3], vec![5]],
+            vec![(0..50).collect::<Vec<u32>>()],
+        ] {
+            let mut all: Vec<u32> = lists
+                .iter()
+                .flatten()
+                .filter(|&&i| (i as usize) < counts.len())
+                .map(|&i| counts[i as usize])
+                .collect();
+            all.sort_unstable();
+            let n = all.len();
+            let want = if n % 2 == 1 {
+                all[n / 2] as f64
+            } else {
+                (all[n / 2 - 1] + all[n / 2]) as f64 / 2.0
+            };
+            assert_eq!(median_count(&lists, &counts), Some(want), "{lists:?}");
+        }
+        assert_eq!(median_count(&[vec![100, 200]], &counts), None);
+        assert_eq!(median_count(&[vec![1]], &[]), None);
+    }
 
     #[test]
     fn offline_matches_the_student_crate_on_logits() {

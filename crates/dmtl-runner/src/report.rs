@@ -49,6 +49,11 @@ fn columns(k: usize) -> Vec<Column> {
             digits: 3,
         },
         Column {
+            header: "median train impressions of top-K".into(),
+            get: |m| m.retrieval.as_ref().and_then(|r| r.median_train_impressions),
+            digits: 0,
+        },
+        Column {
             header: format!("recall@{k}"),
             get: |m| m.retrieval.as_ref().and_then(|r| r.recall_at_k),
             digits: 4,
@@ -167,8 +172,9 @@ Click AUC and long-read AUC are measured on every test impression (the long-read
 click and duration above the threshold); GAUC is the per-user long-read AUC weighted by \
 impressions, over users with both classes. The retrieval columns take each sampled test user's \
 top-K over the whole item corpus: the true expected reading seconds per impression and the true \
-long-read probability of those items (simulated data only), their click-bait share, and the \
-recall of the user's held-out long reads. The teacher is not a two-tower model and cannot \
+long-read probability of those items (simulated data only), their click-bait share, the median \
+number of training impressions of the retrieved items (how much data their vectors saw), and \
+the recall of the user's held-out long reads. The teacher is not a two-tower model and cannot \
 retrieve; the oracle uses the simulator's true probabilities and ranks by true expected reading \
 time.
 ";

@@ -466,6 +466,12 @@ pub fn prepare_data_in(
             }
         }
     }
+    let mut corpus_train_impressions = vec![0u32; corpus_ids.len()];
+    for id in categorical(&train_raw, item_col)?.iter() {
+        if let Some(&i) = corpus_index.get(id) {
+            corpus_train_impressions[i as usize] += 1;
+        }
+    }
     long_reads.iter_mut().for_each(|l| {
         l.sort_unstable();
         l.dedup();
@@ -520,6 +526,7 @@ pub fn prepare_data_in(
             user_ids,
             long_reads,
             sim_users,
+            corpus_train_impressions,
         },
         users_raw,
         sim,
