@@ -252,9 +252,7 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
         md.push('\n');
         md.push_str(crate::report::LEGEND);
         md.push_str("\nEach seed's own report is in its `seed-N/` folder.\n\n## Plots (curves of seed 1; histogram over all seeds)\n\n");
-        for (title, file) in plots {
-            md.push_str(&format!("![{title}]({PLOTS_DIR}/{file})\n\n"));
-        }
+        md.push_str(&crate::report::plot_list(&plots));
         write_text(&dir.join(REPORT_FILE), &md)?;
     }
     Ok(DemoResult { dir, table, runs })

@@ -203,9 +203,23 @@ fn bin(edges: &[f64], x: f64) -> usize {
     }
 }
 
-/// `bins` equal bins from 0 to `max`.
+/// Where the log-spaced bins of [`edges`] start, in seconds.
+pub const HISTOGRAM_LOW_SECONDS: f64 = 0.1;
+
+/// `bins` bins of expected reading seconds up to `max`: the first from 0 to
+/// [`HISTOGRAM_LOW_SECONDS`], the others of equal width on a log scale from there to `max`, so
+/// that the many small values spread over several bins instead of filling the first. One bin,
+/// or `max` not above the low end, gives equal bins from 0 to `max`.
 pub fn edges(max: f64, bins: usize) -> Vec<f64> {
-    (0..=bins).map(|b| max * b as f64 / bins as f64).collect()
+    let low = HISTOGRAM_LOW_SECONDS;
+    if bins < 2 || max <= low {
+        return (0..=bins).map(|b| max * b as f64 / bins as f64).collect();
+    }
+    let ratio = (max / low).ln() / (bins - 1) as f64;
+    let mut e = vec![0.0];
+    e.extend((0..bins - 1).map(|b| low * (ratio * b as f64).exp()));
+    e.push(max);
+    e
 }
 
 /// The oracle's top-K on simulated data: for each user the K items of the whole corpus with the
@@ -332,8 +346,21 @@ mod tests {
 
     #[test]
     fn bins_cover_the_range_and_clamp() {
-        let e = edges(10.0, 5);
-        assert_eq!(e, vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let e = edges(10.0, 1);
+        assert_eq!(e, vec![0.0, 10.0]);
+        let e = edges(0.05, 2);
+        assert_eq!(e, vec![0.0, 0.025, 0.05]);
+        // Log-spaced above 0.1 s: 0.1, 1, 10, 100, 1000 (equal ratios), below it one bin.
+        let e = edges(1000.0, 5);
+        assert_eq!(e.len(), 6);
+        assert_eq!((e[0], e[1], e[5]), (0.0, HISTOGRAM_LOW_SECONDS, 1000.0));
+        for (got, want) in e[1..].iter().zip([0.1, 1.0, 10.0, 100.0, 1000.0]) {
+            assert!((got / want - 1.0).abs() < 1e-12, "{e:?}");
+        }
+        assert_eq!(bin(&e, 0.05), 0);
+        assert_eq!(bin(&e, 0.5), 1);
+        assert_eq!(bin(&e, 50.0), 3);
+        let e = vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0];
         assert_eq!(bin(&e, 0.0), 0);
         assert_eq!(bin(&e, 1.99), 0);
         assert_eq!(bin(&e, 2.0), 1);

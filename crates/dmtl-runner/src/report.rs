@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::eval::mean_std;
 use crate::fsutil::write_text;
+use crate::plots::Plot;
 use crate::run::{ModelResult, RunMetrics, METRICS_FILE, PLOTS_DIR, REPORT_FILE};
 
 /// One column of the table: its header and how to read its value from a row.
@@ -160,10 +161,22 @@ pub fn write_run(dir: &Path, metrics: &RunMetrics, k: usize) -> Result<()> {
         );
     }
     md.push_str("\n## Plots\n\n");
-    for (title, file) in plots {
-        let _ = writeln!(md, "![{title}]({PLOTS_DIR}/{file})\n");
-    }
+    md.push_str(&plot_list(&plots));
     write_text(&dir.join(REPORT_FILE), &md)
+}
+
+/// The markdown of `plots` (files in the run's plots folder): each picture followed by its
+/// caption, a line on how to read it.
+pub fn plot_list(plots: &[Plot]) -> String {
+    let mut md = String::new();
+    for p in plots {
+        let _ = writeln!(
+            md,
+            "![{}]({PLOTS_DIR}/{})\n\n*{}.* {}\n",
+            p.title, p.file, p.title, p.caption
+        );
+    }
+    md
 }
 
 /// What the columns mean, under every table.
@@ -178,3 +191,26 @@ the recall of the user's held-out long reads. The teacher is not a two-tower mod
 retrieve; the oracle uses the simulator's true probabilities and ranks by true expected reading \
 time.
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plot_is_shown_with_its_caption() {
+        let plots: Vec<Plot> = ["a", "b"]
+            .iter()
+            .map(|n| Plot {
+                title: format!("Title {n}"),
+                file: format!("{n}.svg"),
+                caption: format!("How to read {n}."),
+            })
+            .collect();
+        let md = plot_list(&plots);
+        for n in ["a", "b"] {
+            let line =
+                format!("![Title {n}]({PLOTS_DIR}/{n}.svg)\n\n*Title {n}.* How to read {n}.\n");
+            assert!(md.contains(&line), "{md}");
+        }
+    }
+}
