@@ -44,7 +44,7 @@ enum Command {
         /// Repeat with seeds 1..=N and show mean ± std.
         #[arg(long, default_value_t = 1)]
         seeds: usize,
-        /// Size of the simulated feed: tiny (seconds), default (a few minutes on 2 cores),
+        /// Size of the simulated feed: tiny (seconds), default (about five minutes on 2 cores),
         /// reference (the benchmark workload, 5M impressions: long).
         #[arg(long, value_enum, default_value_t = Scale::Default)]
         scale: Scale,
