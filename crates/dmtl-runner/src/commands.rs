@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
-use crate::fsutil::{create_run_dir, run_dir_path, write_text, StagedRunDir};
+use crate::fsutil::{check_train_out, create_run_dir, run_dir_path, write_text, StagedRunDir};
 use crate::progress::Progress;
 use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
@@ -26,7 +26,8 @@ use crate::table::{check_output_path, write_table, Column};
 /// the earlier run's teacher are checked before anything is written: bad input leaves `out`
 /// as it was, or not created. The run is built in a sibling folder and swapped in whole once
 /// complete, so a run failing later (the teacher diverges, the disk fills) also leaves `out`
-/// as it was ([`StagedRunDir`]).
+/// as it was ([`StagedRunDir`]). An existing `out` must be a run folder holding nothing else
+/// ([`check_train_out`]).
 pub fn train(
     config: &Path,
     out: Option<&Path>,
@@ -42,6 +43,9 @@ pub fn train_config(
     out: Option<&Path>,
     progress: &Progress,
 ) -> Result<(PathBuf, RunMetrics)> {
+    if let Some(out) = out {
+        check_train_out(out)?;
+    }
     let dir = run_dir_path(out, "train");
     info!(dir = %dir.display(), "run folder");
     let seed = cfg.student.seed;

@@ -1,9 +1,9 @@
-//! Files and folders of a run: atomic writes and run-folder names.
+//! Files and folders of a run: atomic writes, run-folder names and the checks of `train --out`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
 /// over `path`, so a reader never sees half a file and a failure leaves the old file in place.
@@ -226,6 +226,105 @@ impl Drop for StagedRunDir {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// `path` made absolute, its longest existing prefix resolved by the file system (symlinks,
+/// `.` and `..`) and the rest appended with `.` and `..` applied by name: the file that
+/// creating the missing folders and then `path` would reach.
+pub fn resolve(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = abs.components().collect();
+    for i in (1..=parts.len()).rev() {
+        let prefix: PathBuf = parts[..i].iter().collect();
+        if let Ok(mut base) = prefix.canonicalize() {
+            for c in &parts[i..] {
+                match c {
+                    Component::ParentDir => {
+                        base.pop();
+                    }
+                    Component::CurDir => {}
+                    c => base.push(c),
+                }
+            }
+            return base;
+        }
+    }
+    abs
+}
+
+/// Whether `dir` is a run folder of `dmtl train` or `dmtl demo`: it holds the run's
+/// configuration and vocabularies.
+pub fn is_run_folder(dir: &Path) -> bool {
+    dir.join(crate::run::CONFIG_FILE).is_file() && dir.join(crate::run::VOCAB_FILE).is_file()
+}
+
+/// What a run folder holds (besides `.tmp-*` files a killed write leaves): anything else in a
+/// folder is the user's, and `train --out` refuses to replace it.
+fn run_entries() -> [&'static str; 11] {
+    use crate::run::*;
+    [
+        CONFIG_FILE,
+        SCHEMA_FILE,
+        VOCAB_FILE,
+        ITEMS_FILE,
+        USERS_FILE,
+        TEACHER_DIR,
+        MODELS_DIR,
+        METRICS_FILE,
+        REPORT_FILE,
+        PLOTS_DIR,
+        STATE_DIR,
+    ]
+}
+
+/// Checks `train --out DIR` before any work: a run replaces its folder whole, so `DIR` must be
+/// new, an empty folder, or a run folder holding nothing but what a run writes. An existing
+/// file, `.`, a folder the current folder is in, and a folder of other files are refused,
+/// naming the path (and the first file that is not the run's).
+pub fn check_train_out(out: &Path) -> Result<()> {
+    let shown = out.display();
+    let target = resolve(out);
+    let cwd = std::env::current_dir().map(|d| resolve(&d)).ok();
+    if out.file_name().is_none() || cwd.is_some_and(|c| c.starts_with(&target)) {
+        bail!(
+            "--out {shown}: is the current folder or one it is in; a run replaces its folder \
+             whole, so give the name of a new folder"
+        );
+    }
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        bail!("--out {shown}: is a file, not a run folder; give the name of a new folder");
+    }
+    let mut foreign: Vec<String> = std::fs::read_dir(out)
+        .with_context(|| format!("--out {shown}: reading the folder"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".tmp-") && !run_entries().contains(&n.as_str()))
+        .collect();
+    foreign.sort();
+    let empty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        return Ok(());
+    }
+    if !is_run_folder(out) {
+        bail!(
+            "--out {shown}: the folder exists and is not a dmtl run folder (no {} and {}); \
+             a run replaces its folder whole, so it is left as it is: give the name of a new \
+             folder",
+            crate::run::CONFIG_FILE,
+            crate::run::VOCAB_FILE
+        );
+    }
+    if let Some(f) = foreign.first() {
+        bail!(
+            "--out {shown}: the run folder also holds `{f}`, which a run does not write; a new \
+             run replaces the folder whole, so it is left as it is: move `{f}` out or give the \
+             name of a new folder"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,146 @@
+//! A user's files are never lost, through the real `dmtl` binary: `train --out` never replaces a
+//! folder that is not a run, one writer at a time per run folder, outputs never overwrite an
+//! input or a run folder's file, the README's flow with relative paths works and resumes, a
+//! resume refuses changed data, and degenerate settings or sizes are refused before training.
+//!
+//! Every refusal is checked as in `bad_input.rs`: a non-zero exit, one `error:` line naming the
+//! path, key or flag, no panic, the watched files byte-identical and the output not created.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{args, dmtl_in, expect_failure_in, s, small_sim, Cfg};
+
+/// A temporary folder with the small feed simulated into `data/` (CSV): schema.toml, log.csv,
+/// items.csv, users.csv.
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    dmtl_runner::commands::simulate(&d, small_sim(), false).unwrap();
+    (tmp, d)
+}
+
+/// The run config over `schema.toml`, `log.csv` and `items.csv` in `dir` (as given: empty,
+/// relative or absolute): one epoch of a small teacher and DMTL student, with `data_extra` in
+/// `[data]` and `teacher_extra` in `[teacher.train]`.
+fn run_toml(dir: &Path, data_extra: &str, teacher_extra: &str) -> String {
+    Cfg {
+        schema: dir.join("schema.toml"),
+        log: dir.join("log.csv"),
+        items: dir.join("items.csv"),
+        data_extra: data_extra.into(),
+        teacher_train: format!("epochs = 1\nbatch_size = 512\n{teacher_extra}\n"),
+        student_train: "epochs = 1\nbatch_size = 512\n".into(),
+        eval: "k = 10\nretrieval_users = 40\n".into(),
+    }
+    .text()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `a` in `cwd` and expects success.
+fn ok_in(cwd: Option<&Path>, a: &[String]) -> Output {
+    let o = dmtl_in(cwd, a);
+    assert!(o.status.success(), "{a:?} failed: {}", stderr(&o));
+    o
+}
+
+/// Trains the config text `toml` (written to `t/<name>.toml`) into `t/<name>`.
+fn train(t: &Path, name: &str, toml: &str) -> PathBuf {
+    let cfg = t.join(format!("{name}.toml"));
+    std::fs::write(&cfg, toml).unwrap();
+    let run = t.join(name);
+    ok_in(
+        None,
+        &args(&["train", "--config", &s(&cfg), "--out", &s(&run)]),
+    );
+    run
+}
+
+/// The hidden entries of `dir` (build folders, lock files), which no finished command leaves.
+fn hidden_entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Fails the test with every problem found, and when a command left a hidden entry (a build
+/// folder, a lock file) in `t`.
+fn finish(t: &Path, mut problems: Vec<String>) {
+    let left = hidden_entries(t);
+    if !left.is_empty() {
+        problems.push(format!("left beside the folders: {left:?}"));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn train_out_never_replaces_a_folder_that_is_not_a_run() {
+    let (tmp, d) = setup();
+    let t = tmp.path();
+    let cfg = t.join("run.toml");
+    std::fs::write(&cfg, run_toml(&d, "", "")).unwrap();
+    let train_into = |out: &str| args(&["train", "--config", &s(&cfg), "--out", out]);
+    let mut problems = Vec::new();
+
+    // A folder of the user's files, with what a run reads (its log, its config) and notes.
+    let mine = t.join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::copy(d.join("log.csv"), mine.join("log.csv")).unwrap();
+    std::fs::write(mine.join("run.toml"), "notes").unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    problems.extend(expect_failure_in(
+        None,
+        "--out a folder that is not a run",
+        &train_into(&s(&mine)),
+        &[&s(&mine), "not a dmtl run folder", "left as it is"],
+        &[&mine, &d],
+        &[],
+    ));
+    // An existing file.
+    let file = t.join("notes.txt");
+    std::fs::write(&file, "a file").unwrap();
+    problems.extend(expect_failure_in(
+        None,
+        "--out a file",
+        &train_into(&s(&file)),
+        &[&s(&file), "is a file"],
+        &[&file, &d],
+        &[],
+    ));
+    // The current folder, and a folder the current folder is in.
+    let work = t.join("work").join("sub");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("keep.txt"), "mine").unwrap();
+    for out in [".", "..", "./"] {
+        problems.extend(expect_failure_in(
+            Some(&work),
+            &format!("--out {out}"),
+            &train_into(out),
+            &[&format!("--out {out}"), "the current folder"],
+            &[&t.join("work"), &d],
+            &[],
+        ));
+    }
+    // A run folder the user added a file to: it would be replaced whole.
+    let run = train(t, "run", &run_toml(&d, "", ""));
+    std::fs::write(run.join("notes.md"), "my notes on this run").unwrap();
+    problems.extend(expect_failure_in(
+        None,
+        "--out a run folder holding the user's file",
+        &train_into(&s(&run)),
+        &[&s(&run), "`notes.md`", "which a run does not write"],
+        &[&run, &d],
+        &[],
+    ));
+    // Without the file it is a run folder again, and a new run replaces it.
+    std::fs::remove_file(run.join("notes.md")).unwrap();
+    ok_in(None, &train_into(&s(&run)));
+    finish(t, problems);
+}
