@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
-use crate::fsutil::{check_train_out, create_run_dir, run_dir_path, write_text, StagedRunDir};
+use crate::fsutil::{
+    check_train_out, create_run_dir, run_dir_path, write_text, RunLock, StagedRunDir,
+};
 use crate::progress::Progress;
 use crate::run::{
     all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
@@ -27,7 +29,7 @@ use crate::table::{check_output_path, write_table, Column};
 /// as it was, or not created. The run is built in a sibling folder and swapped in whole once
 /// complete, so a run failing later (the teacher diverges, the disk fills) also leaves `out`
 /// as it was ([`StagedRunDir`]). An existing `out` must be a run folder holding nothing else
-/// ([`check_train_out`]).
+/// ([`check_train_out`]), and the run folder is locked for the whole command ([`RunLock`]).
 pub fn train(
     config: &Path,
     out: Option<&Path>,
@@ -47,6 +49,7 @@ pub fn train_config(
         check_train_out(out)?;
     }
     let dir = run_dir_path(out, "train");
+    let _lock = RunLock::exclusive(&dir, "dmtl train")?;
     info!(dir = %dir.display(), "run folder");
     let seed = cfg.student.seed;
     // The build folder is created by the pipeline once the data has been read (bad input
@@ -129,8 +132,9 @@ fn killed_build_hint(run: &Path) -> String {
 /// retrained; a stage without a state starts afresh). `stop_after_batches` of the saved
 /// configuration is ignored. Outputs are written into `run` file by file, atomically.
 ///
-/// Fails, naming the folder, when `run` is not a run folder, and naming the file and the key
-/// when a state does not match the configuration.
+/// Fails, naming the folder, when `run` is not a run folder or another process holds it
+/// ([`RunLock`]); and naming the file and the key when a state does not match the
+/// configuration.
 pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetrics)> {
     if !run.is_dir() {
         bail!(
@@ -139,6 +143,7 @@ pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetr
             killed_build_hint(run)
         );
     }
+    let _lock = RunLock::exclusive(run, "dmtl train --resume")?;
     for f in [CONFIG_FILE, SCHEMA_FILE, VOCAB_FILE] {
         if !run.join(f).is_file() {
             bail!(
@@ -205,6 +210,7 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
     }
     let start = std::time::Instant::now();
     let dir = create_run_dir(opts.out.as_deref(), "demo")?;
+    let _lock = RunLock::exclusive(&dir, "dmtl demo")?;
     let mut runs = Vec::new();
     let mut k = 100;
     for seed in 1..=opts.seeds as u64 {
@@ -352,9 +358,10 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
 }
 
 /// Runs `dmtl score`: [`score_log`] written to `out` (.csv or .parquet) with the raw user and
-/// item ids first.
+/// item ids first. The run folder is locked for reading ([`RunLock::shared`]).
 pub fn score(run: &Path, log: &Path, out: &Path, model: ModelName) -> Result<Scored> {
     check_output_path(out)?;
+    let _lock = RunLock::shared(run)?;
     let s = score_log(run, log, model)?;
     let mut cols: Vec<(&str, Column)> = vec![
         ("user_id", Column::Str(s.user_ids.clone())),
@@ -402,6 +409,7 @@ pub fn run_corpus(
 /// the vocabularies, into `out`.
 pub fn export(run: &Path, out: &Path, model: ModelName) -> Result<ExportManifest> {
     use dmtl_student::export::Vectors;
+    let _lock = RunLock::shared(run)?;
     let (schema, vocabs, st) = load_student(run, model)?;
     let (_, corpus) = run_corpus(run, &schema, &vocabs)?;
     let users_raw = read_log(
@@ -498,6 +506,7 @@ pub fn retrieve(
     model: ModelName,
 ) -> Result<Retrieved> {
     check_output_path(out)?;
+    let _lock = RunLock::shared(run)?;
     let r = retrieve_users(run, users, k, model)?;
     let (mut u, mut rank, mut it, mut sc, mut known) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());

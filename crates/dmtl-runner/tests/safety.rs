@@ -9,9 +9,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{args, dmtl_in, expect_failure_in, s, small_sim, Cfg};
+use common::{args, dmtl_in, expect_failure_in, s, small_sim, snapshot, Cfg, BIN};
 
 /// A temporary folder with the small feed simulated into `data/` (CSV): schema.toml, log.csv,
 /// items.csv, users.csv.
@@ -142,5 +143,108 @@ fn train_out_never_replaces_a_folder_that_is_not_a_run() {
     // Without the file it is a run folder again, and a new run replaces it.
     std::fs::remove_file(run.join("notes.md")).unwrap();
     ok_in(None, &train_into(&s(&run)));
+    finish(t, problems);
+}
+
+/// Waits until the `train` process `writer` holds the run folder `run` and is training: its
+/// lock file names it and its build folder exists.
+fn wait_for_training(run: &Path, writer: &mut std::process::Child) {
+    let pid = writer.id();
+    let name = run.file_name().unwrap().to_string_lossy();
+    let lock = run.parent().unwrap().join(format!(".{name}.lock"));
+    let build = run.parent().unwrap().join(format!(".{name}.new-{pid}"));
+    let start = Instant::now();
+    while !(std::fs::read_to_string(&lock).is_ok_and(|t| t.starts_with(&format!("{pid}\n")))
+        && build.join("config.toml").is_file())
+    {
+        if let Some(status) = writer.try_wait().unwrap() {
+            panic!("the writer ended before training: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "process {pid} never started training into {}",
+            build.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_run_folder_has_one_writer_and_is_never_swapped_under_a_reader() {
+    let (tmp, d) = setup();
+    let t = tmp.path();
+    let run = train(t, "run", &run_toml(&d, "", ""));
+    let before = snapshot(&run);
+    let scores = t.join("scores.csv");
+    let score = args(&[
+        "score",
+        "--run",
+        &s(&run),
+        "--log",
+        &s(&d.join("log.csv")),
+        "--out",
+        &s(&scores),
+    ]);
+
+    // A long run into the same folder holds it while it trains.
+    let slow = t.join("slow.toml");
+    // (No early stopping: it trains until it is killed.)
+    let toml = run_toml(&d, "", "epochs = 100000\npatience = 0").replacen("epochs = 1\n", "", 1);
+    std::fs::write(&slow, toml).unwrap();
+    let mut writer = Command::new(BIN)
+        .args(["--quiet", "--threads", "1", "train", "--config", &s(&slow)])
+        .args(["--out", &s(&run)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = writer.id();
+    wait_for_training(&run, &mut writer);
+    let held = format!("in use by process {pid} (`dmtl train`)");
+    let cfg = t.join("run.toml");
+    let mut problems = Vec::new();
+    for (name, a) in [
+        (
+            "a second train",
+            args(&["train", "--config", &s(&cfg), "--out", &s(&run)]),
+        ),
+        ("a resume", args(&["train", "--resume", &s(&run)])),
+        ("score", score.clone()),
+        (
+            "export",
+            args(&["export", "--run", &s(&run), "--out", &s(&t.join("vectors"))]),
+        ),
+    ] {
+        problems.extend(expect_failure_in(
+            None,
+            &format!("{name} while a train writes the folder"),
+            &a,
+            &[&s(&run), &held],
+            &[&run, &d],
+            &[&scores, &t.join("vectors")],
+        ));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    // The killed writer never swapped its build in: the run is as it was, and the lock died
+    // with the process (its file, naming a dead process, does not block).
+    assert!(snapshot(&run) == before, "the killed train changed the run");
+    ok_in(None, &score);
+
+    // A reader holds the folder: a writer is refused, and may go on once the reader is done.
+    let reader = dmtl_runner::fsutil::RunLock::shared(&run).unwrap().unwrap();
+    problems.extend(expect_failure_in(
+        None,
+        "a train while a reader holds the folder",
+        &args(&["train", "--config", &s(&cfg), "--out", &s(&run)]),
+        &[&s(&run), "being read by another dmtl process"],
+        &[&run, &d],
+        &[],
+    ));
+    drop(reader);
+    ok_in(None, &args(&["train", "--resume", &s(&run)]));
+    // What the kill left: the build folder and its lock file (named in docs/reliability.md).
+    std::fs::remove_dir_all(t.join(format!(".run.new-{pid}"))).unwrap();
+    std::fs::remove_file(t.join(format!("..run.new-{pid}.lock"))).unwrap();
     finish(t, problems);
 }
