@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
 use crate::fsutil::{
-    check_train_out, create_run_dir, run_dir_path, write_text, RunLock, StagedRunDir,
+    check_output, check_train_out, create_run_dir, run_dir_path, write_text, RunLock, StagedRunDir,
 };
 use crate::progress::Progress;
 use crate::run::{
@@ -358,9 +358,11 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
 }
 
 /// Runs `dmtl score`: [`score_log`] written to `out` (.csv or .parquet) with the raw user and
-/// item ids first. The run folder is locked for reading ([`RunLock::shared`]).
+/// item ids first. `out` may not be the log or lie in a run folder ([`check_output`]); the run
+/// folder is locked for reading ([`RunLock::shared`]).
 pub fn score(run: &Path, log: &Path, out: &Path, model: ModelName) -> Result<Scored> {
     check_output_path(out)?;
+    check_output("--out", out, &[("log", log)], Some(run))?;
     let _lock = RunLock::shared(run)?;
     let s = score_log(run, log, model)?;
     let mut cols: Vec<(&str, Column)> = vec![
@@ -406,9 +408,10 @@ pub fn run_corpus(
 /// for every training user (with the context of their first training row),
 /// `item_vectors.npy` (items x dim) for the run's corpus, `user_ids.npy` / `item_ids.npy` (the
 /// raw ids in row order, numpy unicode arrays), `vectors.json`, the student's checkpoint and
-/// the vocabularies, into `out`.
+/// the vocabularies, into `out`, which may not lie in a run folder ([`check_output`]).
 pub fn export(run: &Path, out: &Path, model: ModelName) -> Result<ExportManifest> {
     use dmtl_student::export::Vectors;
+    check_output("--out", out, &[], Some(run))?;
     let _lock = RunLock::shared(run)?;
     let (schema, vocabs, st) = load_student(run, model)?;
     let (_, corpus) = run_corpus(run, &schema, &vocabs)?;
@@ -497,7 +500,8 @@ pub fn retrieve_users(run: &Path, users: &Path, k: usize, model: ModelName) -> R
 }
 
 /// Runs `dmtl retrieve`: [`retrieve_users`] written to `out` (.csv or .parquet) in long form,
-/// one line per (user, rank): `user_id, rank, item_id, score, known_user`.
+/// one line per (user, rank): `user_id, rank, item_id, score, known_user`. `out` may not be the
+/// users file or lie in a run folder ([`check_output`]).
 pub fn retrieve(
     run: &Path,
     users: &Path,
@@ -506,6 +510,7 @@ pub fn retrieve(
     model: ModelName,
 ) -> Result<Retrieved> {
     check_output_path(out)?;
+    check_output("--out", out, &[("users file", users)], Some(run))?;
     let _lock = RunLock::shared(run)?;
     let r = retrieve_users(run, users, k, model)?;
     let (mut u, mut rank, mut it, mut sc, mut known) =

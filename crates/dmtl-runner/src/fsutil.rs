@@ -1,5 +1,5 @@
-//! Files and folders of a run: atomic writes, run-folder names, the checks of `train --out`
-//! and the lock that keeps one writer per run folder.
+//! Files and folders of a run: atomic writes, run-folder names, the lock that keeps one writer
+//! per run folder, and the checks that keep outputs off the inputs and off run folders.
 
 use std::io::{Read, Seek, Write};
 use std::path::{Component, Path, PathBuf};
@@ -257,10 +257,65 @@ pub fn resolve(path: &Path) -> PathBuf {
     abs
 }
 
+/// Whether `a` and `b` name the same existing file (also through hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
+}
+
 /// Whether `dir` is a run folder of `dmtl train` or `dmtl demo`: it holds the run's
 /// configuration and vocabularies.
 pub fn is_run_folder(dir: &Path) -> bool {
     dir.join(crate::run::CONFIG_FILE).is_file() && dir.join(crate::run::VOCAB_FILE).is_file()
+}
+
+/// The run folder `path` is in (or is), if any.
+fn enclosing_run(path: &Path) -> Option<PathBuf> {
+    resolve(path)
+        .ancestors()
+        .find(|d| is_run_folder(d))
+        .map(Path::to_path_buf)
+}
+
+/// Refuses an output that would overwrite what a command reads: `out` (given as `flag`) must
+/// not be, or resolve through symlinks, hard links or `..` to, one of `inputs` (`(what, path)`
+/// pairs, named in the error), and must not lie in the run folder `run` or in any run folder.
+/// Checked before any work.
+pub fn check_output(
+    flag: &str,
+    out: &Path,
+    inputs: &[(&str, &Path)],
+    run: Option<&Path>,
+) -> Result<()> {
+    let target = resolve(out);
+    for (what, input) in inputs {
+        if target == resolve(input) || same_file(out, input) {
+            bail!(
+                "{flag} {}: is the {what} {} this command reads; choose another output",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    let inside = run
+        .filter(|r| target.starts_with(resolve(r)))
+        .map(Path::to_path_buf)
+        .or_else(|| enclosing_run(out));
+    if let Some(r) = inside {
+        bail!(
+            "{flag} {}: is inside the run folder {}; outputs are never written into a run \
+             folder (it would change the run): choose a path outside it",
+            out.display(),
+            r.display()
+        );
+    }
+    Ok(())
 }
 
 /// What a run folder holds (besides `.tmp-*` files a killed write leaves): anything else in a

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{args, dmtl_in, expect_failure_in, s, small_sim, snapshot, Cfg, BIN};
+use common::{args, copy_dir, dmtl_in, expect_failure_in, s, small_sim, snapshot, Cfg, BIN};
 
 /// A temporary folder with the small feed simulated into `data/` (CSV): schema.toml, log.csv,
 /// items.csv, users.csv.
@@ -246,5 +246,110 @@ fn a_run_folder_has_one_writer_and_is_never_swapped_under_a_reader() {
     // What the kill left: the build folder and its lock file (named in docs/reliability.md).
     std::fs::remove_dir_all(t.join(format!(".run.new-{pid}"))).unwrap();
     std::fs::remove_file(t.join(format!("..run.new-{pid}.lock"))).unwrap();
+    finish(t, problems);
+}
+
+#[test]
+fn outputs_never_overwrite_an_input_or_a_run_folder() {
+    let (tmp, d) = setup();
+    let t = tmp.path();
+    let run = train(t, "run", &run_toml(&d, "", ""));
+    let other = t.join("other-run");
+    copy_dir(&run, &other);
+    let log = d.join("log.csv");
+    let users = d.join("users.csv");
+    std::fs::create_dir(t.join("links")).unwrap();
+    let symlink = t.join("links").join("log-link.csv");
+    let hardlink = t.join("links").join("log-hard.csv");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&log, &symlink).unwrap();
+    std::fs::hard_link(&log, &hardlink).unwrap();
+    let dotdot = t.join("nowhere").join("..").join("data").join("log.csv");
+    let watched = [&run, &other, &d, &t.join("links")];
+    let mut problems = Vec::new();
+    let score = |out: &Path| {
+        args(&[
+            "score",
+            "--run",
+            &s(&run),
+            "--log",
+            &s(&log),
+            "--out",
+            &s(out),
+        ])
+    };
+    let score_cases: Vec<(&str, PathBuf, &str)> = vec![
+        ("the log", log.clone(), "is the log"),
+        ("the log through ..", dotdot.clone(), "is the log"),
+        ("a symlink to the log", symlink.clone(), "is the log"),
+        ("a hard link to the log", hardlink.clone(), "is the log"),
+        (
+            "the run's corpus",
+            run.join("items.parquet"),
+            "inside the run folder",
+        ),
+        (
+            "a new file in the run",
+            run.join("scores.csv"),
+            "inside the run folder",
+        ),
+        (
+            "a file of another run",
+            other.join("users.parquet"),
+            "inside the run folder",
+        ),
+    ];
+    for (name, out, phrase) in &score_cases {
+        problems.extend(expect_failure_in(
+            None,
+            &format!("score --out {name}"),
+            &score(out),
+            &[&format!("--out {}", s(out)), phrase],
+            &watched,
+            &[&t.join("nowhere")],
+        ));
+    }
+    let retrieve = |out: &Path| {
+        args(&[
+            "retrieve",
+            "--run",
+            &s(&run),
+            "--users",
+            &s(&users),
+            "--out",
+            &s(out),
+        ])
+    };
+    for (name, out, phrase) in [
+        ("the users file", users.clone(), "is the users file"),
+        (
+            "the run's users",
+            run.join("users.parquet"),
+            "inside the run folder",
+        ),
+    ] {
+        problems.extend(expect_failure_in(
+            None,
+            &format!("retrieve --out {name}"),
+            &retrieve(&out),
+            &[&format!("--out {}", s(&out)), phrase],
+            &watched,
+            &[],
+        ));
+    }
+    for (name, out) in [
+        ("the run", run.clone()),
+        ("the run's model", run.join("models").join("dmtl")),
+        ("another run", other.clone()),
+    ] {
+        problems.extend(expect_failure_in(
+            None,
+            &format!("export --out {name}"),
+            &args(&["export", "--run", &s(&run), "--out", &s(&out)]),
+            &[&format!("--out {}", s(&out)), "inside the run folder"],
+            &watched,
+            &[],
+        ));
+    }
     finish(t, problems);
 }
