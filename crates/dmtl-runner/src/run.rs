@@ -4,7 +4,7 @@
 //! A run folder holds:
 //!
 //! ```text
-//! config.toml        the resolved configuration (every default filled in)
+//! config.toml        the resolved configuration (every default filled in, paths absolute)
 //! schema.toml        the schema the models were built for
 //! vocab.json         the vocabularies (index 0 of every table is out-of-vocabulary)
 //! items.parquet      the item corpus (item-side columns), what retrieval and export search

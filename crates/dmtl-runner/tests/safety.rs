@@ -43,6 +43,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Runs `a` in `cwd` and expects success.
 fn ok_in(cwd: Option<&Path>, a: &[String]) -> Output {
     let o = dmtl_in(cwd, a);
@@ -352,4 +356,59 @@ fn outputs_never_overwrite_an_input_or_a_run_folder() {
         ));
     }
     finish(t, problems);
+}
+
+/// The README's "running on your own logs", literally: a folder with the schema, the log, the
+/// items and a run.toml naming them by relative paths; `dmtl train --config run.toml` from that
+/// folder (into the default `runs/train-<timestamp>`) and from elsewhere, then resumes.
+#[test]
+fn the_readme_flow_with_relative_paths_trains_and_resumes() {
+    let (tmp, proj) = setup();
+    let t = tmp.path();
+    std::fs::write(proj.join("run.toml"), run_toml(Path::new(""), "", "")).unwrap();
+    let table_of = |o: &Output| {
+        let out = stdout(o);
+        assert!(
+            out.contains("| model |") && out.contains("| Teacher (MMoE+ESMM) |"),
+            "no table printed:\n{out}"
+        );
+        assert!(out.contains("report: "), "{out}");
+    };
+    // From the config's folder, into runs/train-<timestamp>.
+    let o = ok_in(Some(&proj), &args(&["train", "--config", "run.toml"]));
+    table_of(&o);
+    let runs: Vec<PathBuf> = std::fs::read_dir(proj.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let rel = Path::new("runs").join(runs[0].file_name().unwrap());
+    // The saved configuration names the data wherever it is read from.
+    dmtl_runner::RunConfig::load(&runs[0].join("config.toml")).unwrap();
+    let o = ok_in(Some(&proj), &args(&["train", "--resume", &s(&rel)]));
+    table_of(&o);
+
+    // From elsewhere: the config by a relative path, stopped part-way, then resumed by a
+    // relative path.
+    std::fs::write(
+        proj.join("stop.toml"),
+        run_toml(Path::new(""), "", "stop_after_batches = 3"),
+    )
+    .unwrap();
+    let o = dmtl_in(
+        Some(t),
+        &args(&["train", "--config", "data/stop.toml", "--out", "stopped"]),
+    );
+    assert!(!o.status.success(), "the stop must fail the run");
+    assert!(
+        stderr(&o).contains("dmtl train --resume stopped"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ok_in(Some(t), &args(&["train", "--resume", "stopped"]));
+    table_of(&o);
+    assert!(t
+        .join("stopped")
+        .join("models/dmtl/student.safetensors")
+        .is_file());
 }
