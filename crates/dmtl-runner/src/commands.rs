@@ -133,8 +133,9 @@ fn killed_build_hint(run: &Path) -> String {
 /// configuration is ignored. Outputs are written into `run` file by file, atomically.
 ///
 /// Fails, naming the folder, when `run` is not a run folder or another process holds it
-/// ([`RunLock`]); and naming the file and the key when a state does not match the
-/// configuration.
+/// ([`RunLock`]); naming the key and the file when an input changed since the run started
+/// ([`crate::inputs::check`]); and naming the file and the key when a state does not match
+/// the configuration.
 pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetrics)> {
     if !run.is_dir() {
         bail!(
@@ -156,6 +157,7 @@ pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetr
         .with_context(|| format!("{}: reading the run's configuration", run.display()))?;
     cfg.teacher.train.stop_after_batches = None;
     cfg.student.train.stop_after_batches = None;
+    crate::inputs::check(&cfg, run)?;
     info!(dir = %run.display(), "resuming the run");
     let seed = cfg.student.seed;
     let m = run_pipeline_with(&cfg, run, "train", seed, States::Resume, progress)

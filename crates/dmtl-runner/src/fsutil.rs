@@ -320,7 +320,7 @@ pub fn check_output(
 
 /// What a run folder holds (besides `.tmp-*` files a killed write leaves): anything else in a
 /// folder is the user's, and `train --out` refuses to replace it.
-fn run_entries() -> [&'static str; 11] {
+fn run_entries() -> [&'static str; 12] {
     use crate::run::*;
     [
         CONFIG_FILE,
@@ -334,6 +334,7 @@ fn run_entries() -> [&'static str; 11] {
         REPORT_FILE,
         PLOTS_DIR,
         STATE_DIR,
+        crate::inputs::INPUTS_FILE,
     ]
 }
 

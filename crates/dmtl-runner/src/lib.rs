@@ -9,12 +9,15 @@
 //! - [`config`]: the run configuration (`run.toml`), validated before any work;
 //! - [`run`]: the pipeline (data, teacher, teacher scores, students, evaluation);
 //! - [`eval`]: the table's numbers; [`report`] and [`plots`]: `report.md`, `metrics.json`, SVGs;
+//! - [`fsutil`]: atomic writes, the checks of `train --out` and of outputs, the run-folder lock;
+//! - [`inputs`]: the identity of the input files that `train --resume` checks;
 //! - [`commands`]: what `dmtl demo | train | score | export | retrieve | simulate` call.
 
 pub mod commands;
 pub mod config;
 pub mod eval;
 pub mod fsutil;
+pub mod inputs;
 pub mod plots;
 pub mod progress;
 pub mod report;

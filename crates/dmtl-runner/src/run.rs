@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! config.toml        the resolved configuration (every default filled in, paths absolute)
+//! inputs.json        size, modification time and hash of every input file (`dmtl train`)
 //! schema.toml        the schema the models were built for
 //! vocab.json         the vocabularies (index 0 of every table is out-of-vocabulary)
 //! items.parquet      the item corpus (item-side columns), what retrieval and export search
@@ -722,6 +723,9 @@ pub fn run_pipeline_with(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the run folder {}", dir.display()))?;
         write_text(&dir.join(CONFIG_FILE), &cfg.to_toml_string())?;
+        if states == States::Fresh {
+            crate::inputs::record(cfg, dir)?;
+        }
         data.write(dir)?;
     } else {
         // The corpus tables are written last when a run starts; a run killed before them

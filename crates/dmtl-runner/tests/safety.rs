@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{args, copy_dir, dmtl_in, expect_failure_in, s, small_sim, snapshot, Cfg, BIN};
+use common::{args, copy_dir, dmtl, dmtl_in, expect_failure_in, s, small_sim, snapshot, Cfg, BIN};
 
 /// A temporary folder with the small feed simulated into `data/` (CSV): schema.toml, log.csv,
 /// items.csv, users.csv.
@@ -411,4 +411,54 @@ fn the_readme_flow_with_relative_paths_trains_and_resumes() {
         .join("stopped")
         .join("models/dmtl/student.safetensors")
         .is_file());
+}
+
+#[test]
+fn a_resume_over_changed_inputs_is_refused_naming_the_file() {
+    let (tmp, d) = setup();
+    let t = tmp.path();
+    let cfg = t.join("stop.toml");
+    std::fs::write(&cfg, run_toml(&d, "", "stop_after_batches = 3")).unwrap();
+    let run = t.join("run");
+    let o = dmtl(&args(&["train", "--config", &s(&cfg), "--out", &s(&run)]));
+    assert!(!o.status.success(), "the stop must fail the run");
+    let log = d.join("log.csv");
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let cut = lines[..lines.len() - 500].join("\n") + "\n";
+    let mut shuffled = lines.clone();
+    shuffled[1..].reverse();
+    let shuffled = shuffled.join("\n") + "\n";
+    let resume = args(&["train", "--resume", &s(&run)]);
+    let mut problems = Vec::new();
+    for (name, text) in [("cut", &cut), ("shuffled (same size)", &shuffled)] {
+        std::fs::write(&log, text).unwrap();
+        problems.extend(expect_failure_in(
+            None,
+            &format!("resume over a {name} log"),
+            &resume,
+            &[
+                &format!("`data.log`: {}", s(&log)),
+                "changed since the run started",
+            ],
+            &[&run, &d],
+            &[],
+        ));
+    }
+    std::fs::write(&log, &original).unwrap();
+    let items = std::fs::read(d.join("items.csv")).unwrap();
+    std::fs::write(d.join("items.csv"), "item_id,category\n").unwrap();
+    problems.extend(expect_failure_in(
+        None,
+        "resume over a changed items file",
+        &resume,
+        &["`data.items`", "changed since the run started"],
+        &[&run, &d],
+        &[],
+    ));
+    finish(t, problems);
+    // The same bytes written again (a new modification time) are the same data.
+    std::fs::write(&log, &original).unwrap();
+    std::fs::write(d.join("items.csv"), items).unwrap();
+    ok_in(None, &resume);
 }
