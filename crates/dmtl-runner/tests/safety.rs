@@ -75,6 +75,22 @@ fn hidden_entries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Writes the config `toml` to `t/<name>.toml` and expects `train` of it into `t/fresh` to be
+/// refused with `phrases`, the data `d` unchanged and `t/fresh` not created.
+fn refused_train(t: &Path, d: &Path, name: &str, toml: &str, phrases: &[&str]) -> Vec<String> {
+    let cfg = t.join(format!("{}.toml", name.replace(' ', "-")));
+    std::fs::write(&cfg, toml).unwrap();
+    let fresh = t.join("fresh");
+    expect_failure_in(
+        None,
+        name,
+        &args(&["train", "--config", &s(&cfg), "--out", &s(&fresh)]),
+        phrases,
+        &[&d.to_path_buf()],
+        &[&fresh],
+    )
+}
+
 /// Fails the test with every problem found, and when a command left a hidden entry (a build
 /// folder, a lock file) in `t`.
 fn finish(t: &Path, mut problems: Vec<String>) {
@@ -461,4 +477,25 @@ fn a_resume_over_changed_inputs_is_refused_naming_the_file() {
     std::fs::write(&log, &original).unwrap();
     std::fs::write(d.join("items.csv"), items).unwrap();
     ok_in(None, &resume);
+}
+
+#[test]
+fn degenerate_settings_and_sizes_are_refused_before_training() {
+    let (tmp, d) = setup();
+    let t = tmp.path();
+    let mut problems = Vec::new();
+    let mut case = |name: &str, toml: String, phrases: &[&str]| {
+        problems.extend(refused_train(t, &d, name, &toml, phrases))
+    };
+    case(
+        "teacher epochs 0",
+        run_toml(&d, "", "epochs = 0").replacen("epochs = 1\n", "", 1),
+        &["`teacher.train.epochs`", "must be at least 1"],
+    );
+    case(
+        "student epochs 0",
+        run_toml(&d, "", "").replace("[student.train]\nepochs = 1", "[student.train]\nepochs = 0"),
+        &["`student.train.epochs`", "must be at least 1"],
+    );
+    finish(t, problems);
 }
