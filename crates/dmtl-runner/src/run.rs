@@ -715,6 +715,7 @@ pub fn run_pipeline_with(
             );
         }
     }
+    crate::preflight::check_labels(cfg, &data)?;
     let loaded = match cfg.stages.teacher {
         TeacherStage::Load => Some(load_from_run_teacher(cfg, &data)?),
         _ => None,

@@ -497,5 +497,40 @@ fn degenerate_settings_and_sizes_are_refused_before_training() {
         run_toml(&d, "", "").replace("[student.train]\nepochs = 1", "[student.train]\nepochs = 0"),
         &["`student.train.epochs`", "must be at least 1"],
     );
+    case(
+        "no long read",
+        run_toml(&d, "long_read_threshold = 1e30", ""),
+        &[
+            "log.csv",
+            "no long read",
+            "data.long_read_threshold",
+            "0 of ",
+            "`long read`",
+        ],
+    );
+    // A log without a click (and so without a reading time).
+    let no_click = t.join("no-click");
+    copy_dir(&d, &no_click);
+    let text = std::fs::read_to_string(d.join("log.csv")).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        if i > 0 {
+            let n = cells.len();
+            cells[n - 3] = "0";
+            cells[n - 2] = "0";
+        }
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    assert!(text.starts_with(
+        "user_id,age,gender,city,user_tags,hour,network,item_id,category,sub_category,author,item_tags,length_bucket,click,duration,day\n"
+    ));
+    std::fs::write(no_click.join("log.csv"), out).unwrap();
+    case(
+        "no click",
+        run_toml(&no_click, "", ""),
+        &["no-click/log.csv", "no click", "0 of ", "`click`"],
+    );
     finish(t, problems);
 }
