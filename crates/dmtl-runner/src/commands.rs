@@ -479,6 +479,8 @@ pub fn retrieve_users(run: &Path, users: &Path, k: usize, model: ModelName) -> R
     let (item_ids, corpus) = run_corpus(run, &schema, &vocabs)?;
     let uv = st.user_vectors(&q, &all_rows(q.n_rows))?;
     let iv = st.item_vectors(&corpus, &all_rows(corpus.n_rows))?;
+    // At most the corpus, before the users x K lists are allocated.
+    let k = k.min(item_ids.len().max(1));
     let top = top_k(uv.view(), iv.view(), k, None)?;
     let mut items = Vec::with_capacity(q.n_rows);
     let mut scores = Vec::with_capacity(q.n_rows);

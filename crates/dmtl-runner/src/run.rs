@@ -653,6 +653,8 @@ pub fn student_output(o: &dmtl_student::ObjectiveConfig) -> Output {
 pub fn student_lists(student: &Student, data: &Prepared, k: usize) -> Result<Vec<Vec<u32>>> {
     let items = student.item_vectors(&data.corpus, &all_rows(data.corpus.n_rows))?;
     let users = student.user_vectors(&data.queries, &all_rows(data.queries.n_rows))?;
+    // At most the corpus: the lists are users x K.
+    let k = k.min(data.corpus.n_rows.max(1));
     let top = top_k(users.view(), items.view(), k, None)?;
     Ok(top
         .indices

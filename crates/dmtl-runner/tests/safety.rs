@@ -372,6 +372,23 @@ fn outputs_never_overwrite_an_input_or_a_run_folder() {
         ));
     }
     finish(t, problems);
+
+    // A K far beyond the corpus is capped at it before the users x K lists are allocated.
+    let n_users = std::fs::read_to_string(&users).unwrap().lines().count() - 1;
+    let corpus = std::fs::read_to_string(d.join("items.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    for k in ["4611686018427387904", "1000000"] {
+        let top = t.join(format!("top-{k}.csv"));
+        let mut a = retrieve(&top);
+        a.extend(args(&["--k", k]));
+        let o = dmtl(&a);
+        assert!(o.status.success(), "--k {k}: {}", stderr(&o));
+        let lines = std::fs::read_to_string(&top).unwrap().lines().count();
+        assert_eq!(lines, 1 + n_users * corpus, "--k {k}");
+    }
 }
 
 /// The README's "running on your own logs", literally: a folder with the schema, the log, the
