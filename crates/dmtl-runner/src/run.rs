@@ -718,6 +718,7 @@ pub fn run_pipeline_with(
         }
     }
     crate::preflight::check_labels(cfg, &data)?;
+    crate::preflight::check_memory(cfg, &data.schema, &data.vocabs, None)?;
     let loaded = match cfg.stages.teacher {
         TeacherStage::Load => Some(load_from_run_teacher(cfg, &data)?),
         _ => None,

@@ -549,5 +549,34 @@ fn degenerate_settings_and_sizes_are_refused_before_training() {
         run_toml(&no_click, "", ""),
         &["no-click/log.csv", "no click", "0 of ", "`click`"],
     );
+    // Tables far beyond the machine's memory.
+    let schema = std::fs::read_to_string(d.join("schema.toml")).unwrap();
+    let huge_dim = t.join("huge-dim");
+    copy_dir(&d, &huge_dim);
+    std::fs::write(
+        huge_dim.join("schema.toml"),
+        schema.replace("embedding_dim = 16", "embedding_dim = 100000000000"),
+    )
+    .unwrap();
+    case(
+        "embedding_dim 1e11",
+        run_toml(&huge_dim, "", ""),
+        &["the teacher would need about", "`defaults.embedding_dim`"],
+    );
+    let huge_hash = t.join("huge-hash");
+    copy_dir(&d, &huge_hash);
+    std::fs::write(
+        huge_hash.join("schema.toml"),
+        schema.replace(
+            "name = \"author\"\nside = \"item\"\nkind = \"categorical\"\n",
+            "name = \"author\"\nside = \"item\"\nkind = \"categorical\"\nhash_buckets = 4000000000\n",
+        ),
+    )
+    .unwrap();
+    case(
+        "hash_buckets 4e9",
+        run_toml(&huge_hash, "", ""),
+        &["would need about", "`columns[10].hash_buckets`", "`author`"],
+    );
     finish(t, problems);
 }
