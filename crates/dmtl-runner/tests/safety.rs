@@ -500,6 +500,7 @@ fn a_resume_over_changed_inputs_is_refused_naming_the_file() {
 fn degenerate_settings_and_sizes_are_refused_before_training() {
     let (tmp, d) = setup();
     let t = tmp.path();
+    let fresh = t.join("fresh");
     let mut problems = Vec::new();
     let mut case = |name: &str, toml: String, phrases: &[&str]| {
         problems.extend(refused_train(t, &d, name, &toml, phrases))
@@ -578,5 +579,43 @@ fn degenerate_settings_and_sizes_are_refused_before_training() {
         run_toml(&huge_hash, "", ""),
         &["would need about", "`columns[10].hash_buckets`", "`author`"],
     );
+    // Far more threads than cores.
+    let cfg = t.join("good.toml");
+    std::fs::write(&cfg, run_toml(&d, "", "")).unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "--quiet",
+            "--threads",
+            "100000",
+            "train",
+            "--config",
+            &s(&cfg),
+        ])
+        .args(["--out", &s(&fresh)])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    if o.status.success() || !err.contains("error: --threads 100000: at most") {
+        problems.push(format!("--threads 100000 was not refused: {err}"));
+    }
+    let o = Command::new(BIN)
+        .args([
+            "--quiet",
+            "train",
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&fresh),
+        ])
+        .env("DMTL_THREADS", "100000")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    if o.status.success() || !err.contains("error: DMTL_THREADS=100000: at most") {
+        problems.push(format!("DMTL_THREADS=100000 was not refused: {err}"));
+    }
+    if fresh.exists() {
+        problems.push("a refused thread count created the run folder".into());
+    }
     finish(t, problems);
 }
