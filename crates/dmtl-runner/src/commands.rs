@@ -17,9 +17,9 @@ use crate::fsutil::{
 };
 use crate::progress::Progress;
 use crate::run::{
-    all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
-    run_pipeline_with, vocab_hint, RunMetrics, States, CONFIG_FILE, ITEMS_FILE, METRICS_FILE,
-    PLOTS_DIR, REPORT_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE,
+    all_rows, categorical, load_run_basics, load_student, missing_model, model_dir, oov_count,
+    run_pipeline, run_pipeline_with, vocab_hint, RunMetrics, States, CONFIG_FILE, ITEMS_FILE,
+    METRICS_FILE, PLOTS_DIR, REPORT_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE,
 };
 use crate::table::{check_output_path, write_table, Column};
 
@@ -95,7 +95,7 @@ fn resume_hint(dir: &Path) -> String {
 
 /// A note naming the build folders (`.<name>.new-<pid>`, [`StagedRunDir`]) that killed runs
 /// of `run` left beside it: they hold the killed run's states and can be resumed themselves.
-fn killed_build_hint(run: &Path) -> String {
+pub(crate) fn killed_build_hint(run: &Path) -> String {
     let (Some(parent), Some(name)) = (run.parent(), run.file_name()) else {
         return String::new();
     };
@@ -333,6 +333,9 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
     let columns = match model {
         ModelName::Teacher => {
             let dir = model_dir(run, model);
+            if !dir.join(dmtl_teacher::teacher::CONFIG_FILE).is_file() {
+                return Err(missing_model(run, model));
+            }
             let t = Teacher::load(&dir, &schema, &vocabs)
                 .map_err(|e| vocab_hint(e.into(), run))
                 .with_context(|| format!("loading the teacher of {}", run.display()))?;

@@ -367,6 +367,16 @@ impl RunConfig {
                 ])
             {
                 if let Some(p) = p {
+                    if p.is_dir() {
+                        return err(
+                            key,
+                            format!(
+                                "{} is a folder, not a file; reading a folder (of Parquet \
+                                 parts, say) is not supported yet: give one file",
+                                p.display()
+                            ),
+                        );
+                    }
                     if !p.is_file() {
                         return err(key, format!("no such file: {}", p.display()));
                     }

@@ -936,7 +936,11 @@ fn reference_rows(cfg: &RunConfig, data: &Prepared, edges: &[f64]) -> Result<Vec
 /// The schema and vocabularies saved in a run folder.
 pub fn load_run_basics(run: &Path) -> Result<(Schema, Vocabularies)> {
     if !run.is_dir() {
-        bail!("{}: no such run folder", run.display());
+        bail!(
+            "{}: no such run folder{}",
+            run.display(),
+            crate::commands::killed_build_hint(run)
+        );
     }
     let schema = Schema::load(run.join(SCHEMA_FILE))?;
     let vocabs = Vocabularies::load(run.join(VOCAB_FILE))?;
@@ -959,14 +963,31 @@ pub fn load_student(run: &Path, model: ModelName) -> Result<(Schema, Vocabularie
     }
     let (schema, vocabs) = load_run_basics(run)?;
     let dir = model_dir(run, model);
-    if !dir.is_dir() {
-        bail!(
-            "{}: the run has no `{model}` model (was it in stages.models?)",
-            dir.display()
-        );
+    if !dir.join(dmtl_student::two_tower::CONFIG_FILE).is_file() {
+        return Err(missing_model(run, model));
     }
     let s = Student::load(&dir, &schema, &vocabs).map_err(|e| vocab_hint(e.into(), run))?;
     Ok((schema, vocabs, s))
+}
+
+/// The error for `model` missing from the run folder `run`: a run that has not finished (no
+/// `metrics.json`, which a run writes last) is said to be incomplete, with the command that
+/// continues it; a finished run did not train that model.
+pub fn missing_model(run: &Path, model: ModelName) -> anyhow::Error {
+    let dir = model_dir(run, model);
+    if !run.join(METRICS_FILE).is_file() {
+        return anyhow!(
+            "{}: the run is incomplete: it stopped before `{model}` was saved (no {}); \
+             continue it with `dmtl train --resume {}`",
+            run.display(),
+            dir.display(),
+            run.display()
+        );
+    }
+    anyhow!(
+        "{}: the run has no `{model}` model (was it in stages.models?)",
+        dir.display()
+    )
 }
 
 /// `e`, a failed checkpoint load of the run folder `run`, with the run's `vocab.json` named

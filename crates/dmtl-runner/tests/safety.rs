@@ -619,3 +619,139 @@ fn degenerate_settings_and_sizes_are_refused_before_training() {
     }
     finish(t, problems);
 }
+
+#[test]
+fn unclear_inputs_get_errors_a_user_can_act_on() {
+    let (tmp, d) = setup();
+    let t = tmp.path();
+    let mut problems = Vec::new();
+    let train_case = |name: &str, toml: String, phrases: &[&str], problems: &mut Vec<_>| {
+        problems.extend(refused_train(t, &d, name, &toml, phrases))
+    };
+    // A folder where a file is expected.
+    let folder = t.join("parts");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(d.join("log.csv"), folder.join("part-0.csv")).unwrap();
+    let base = run_toml(&d, "", "");
+    for key in ["log", "schema"] {
+        let file = format!("{key} = \"{}/", s(&d));
+        let line = base.lines().find(|l| l.starts_with(&file)).unwrap();
+        train_case(
+            &format!("a folder as data.{key}"),
+            base.replace(line, &format!("{key} = \"{}\"", s(&folder))),
+            &[
+                &format!("`data.{key}`"),
+                &s(&folder),
+                "is a folder, not a file",
+            ],
+            &mut problems,
+        );
+    }
+    // A Parquet file named .csv.
+    let pq = t.join("pq");
+    dmtl_runner::commands::simulate(&pq, small_sim(), true).unwrap();
+    std::fs::rename(pq.join("log.parquet"), pq.join("log.csv")).unwrap();
+    std::fs::rename(pq.join("items.parquet"), pq.join("items.csv")).unwrap();
+    train_case(
+        "a Parquet file named .csv",
+        run_toml(&pq, "", ""),
+        &["log.csv", "is a Parquet file", "name it .parquet"],
+        &mut problems,
+    );
+    // A run that stopped part-way, and one killed before its folder was swapped in.
+    let cfg = t.join("stop.toml");
+    std::fs::write(&cfg, run_toml(&d, "", "stop_after_batches = 3")).unwrap();
+    let stopped = t.join("stopped");
+    let o = dmtl(&args(&[
+        "train",
+        "--config",
+        &s(&cfg),
+        "--out",
+        &s(&stopped),
+    ]));
+    assert!(!o.status.success(), "the stop must fail the run");
+    problems.extend(expect_failure_in(
+        None,
+        "score --log a folder (on a run with its vocabularies)",
+        &args(&[
+            "score",
+            "--run",
+            &s(&stopped),
+            "--log",
+            &s(&folder),
+            "--out",
+            &s(&t.join("scores.csv")),
+        ]),
+        &[&s(&folder), "is a folder, not a file"],
+        &[&d, &folder, &stopped],
+        &[&t.join("scores.csv")],
+    ));
+    let killed = t.join("killed");
+    let build = t.join(".killed.new-999999");
+    std::fs::create_dir(&build).unwrap();
+    let out = t.join("out.csv");
+    let log = s(&d.join("log.csv"));
+    let users = s(&d.join("users.csv"));
+    for (run, hint) in [
+        (&stopped, "the run is incomplete"),
+        (&killed, "a killed run left its build folder"),
+    ] {
+        let r = s(run);
+        let resume = format!(
+            "dmtl train --resume {}",
+            s(if run == &killed { &build } else { run })
+        );
+        for (name, a) in [
+            (
+                "score",
+                args(&["score", "--run", &r, "--log", &log, "--out", &s(&out)]),
+            ),
+            (
+                "score the teacher",
+                args(&[
+                    "score",
+                    "--run",
+                    &r,
+                    "--log",
+                    &log,
+                    "--out",
+                    &s(&out),
+                    "--model",
+                    "teacher",
+                ]),
+            ),
+            (
+                "retrieve",
+                args(&[
+                    "retrieve",
+                    "--run",
+                    &r,
+                    "--users",
+                    &users,
+                    "--out",
+                    &s(&out),
+                ]),
+            ),
+            (
+                "export",
+                args(&["export", "--run", &r, "--out", &s(&t.join("vectors"))]),
+            ),
+        ] {
+            let resume_phrase = if run == &killed {
+                s(&build)
+            } else {
+                resume.clone()
+            };
+            problems.extend(expect_failure_in(
+                None,
+                &format!("{name} on {}", run.display()),
+                &a,
+                &[&r, hint, &resume_phrase],
+                &[&stopped, &d, &build],
+                &[&out, &t.join("vectors")],
+            ));
+        }
+    }
+    std::fs::remove_dir(&build).unwrap();
+    finish(t, problems);
+}
