@@ -1,12 +1,48 @@
 //! Checks of a run's data and sizes made after the data is read and before any model is built
-//! or any file is written: every label a stage learns from has positives in the training set,
-//! and the models fit in the machine's memory.
+//! or any file is written: the items file lists every item once, every label a stage learns
+//! from has positives in the training set, and the models fit in the machine's memory.
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{bail, Result};
-use dmtl_data::{Kind, Schema, Side, Vocabularies};
+use dmtl_data::{Format, Kind, RawLog, Schema, Side, Vocabularies};
 
 use crate::config::{ModelName, RunConfig, TeacherStage};
-use crate::run::Prepared;
+use crate::run::{categorical, Prepared};
+
+/// Fails when an item id appears twice in the items file `path` (`data.items`, read into
+/// `items` with `skipped` malformed rows skipped): the corpus holds each item once, and the
+/// second row would be dropped unseen. Names the id and both data rows, with their lines when
+/// they are known (a CSV file read without skipping a row).
+pub fn check_unique_items(
+    items: &RawLog,
+    schema: &Schema,
+    path: &Path,
+    skipped: usize,
+) -> Result<()> {
+    let ids = categorical(items, &schema.ids.item)?;
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for r in 0..ids.len() {
+        let Some(&f) = first.get(&ids[r]) else {
+            first.insert(&ids[r], r);
+            continue;
+        };
+        let lines = match (Format::from_path(path), skipped) {
+            (Some(Format::Csv), 0) => format!(" (lines {} and {})", f + 2, r + 2),
+            _ => String::new(),
+        };
+        bail!(
+            "`data.items`: {}: item id `{}` is on data rows {} and {}{lines}; the items file \
+             lists every item once",
+            path.display(),
+            &ids[r],
+            f + 1,
+            r + 1
+        );
+    }
+    Ok(())
+}
 
 /// Fails when a label that a stage of `cfg` learns from has no positive among the training
 /// rows of `data` (every click 0, or no long read, say under a `long_read_threshold` above

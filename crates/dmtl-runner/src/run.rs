@@ -352,6 +352,7 @@ pub fn prepare_data_in(
             Some(p) => {
                 let o = ReadOptions::table_of(&[Side::Item]).with_skip_bad_rows(d.skip_bad_rows);
                 let (items, report) = read_log_with_report(p, &schema, &o)?;
+                crate::preflight::check_unique_items(&items, &schema, p, report.rows_skipped)?;
                 skipped += report.rows_skipped;
                 Some(items)
             }

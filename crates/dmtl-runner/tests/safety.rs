@@ -658,6 +658,25 @@ fn unclear_inputs_get_errors_a_user_can_act_on() {
         &["log.csv", "is a Parquet file", "name it .parquet"],
         &mut problems,
     );
+    // An item listed twice in the items file.
+    let dup = t.join("dup");
+    copy_dir(&d, &dup);
+    let items = std::fs::read_to_string(d.join("items.csv")).unwrap();
+    let fourth = items.lines().nth(3).unwrap();
+    let id = fourth.split(',').next().unwrap();
+    let n_lines = items.lines().count();
+    std::fs::write(dup.join("items.csv"), format!("{items}{fourth}\n")).unwrap();
+    train_case(
+        "a duplicate item id",
+        run_toml(&dup, "", ""),
+        &[
+            "`data.items`",
+            &format!("item id `{id}`"),
+            &format!("(lines 4 and {})", n_lines + 1),
+        ],
+        &mut problems,
+    );
+
     // A run that stopped part-way, and one killed before its folder was swapped in.
     let cfg = t.join("stop.toml");
     std::fs::write(&cfg, run_toml(&d, "", "stop_after_batches = 3")).unwrap();
@@ -752,6 +771,24 @@ fn unclear_inputs_get_errors_a_user_can_act_on() {
             ));
         }
     }
+    // Output names in capitals, as the readers take them.
+    let good = train(t, "good", &base);
+    let upper = t.join("scores.CSV");
+    ok_in(
+        None,
+        &args(&[
+            "score",
+            "--run",
+            &s(&good),
+            "--log",
+            &log,
+            "--out",
+            &s(&upper),
+        ]),
+    );
+    assert!(std::fs::read_to_string(&upper)
+        .unwrap()
+        .starts_with("user_id,item_id,"));
     std::fs::remove_dir(&build).unwrap();
     finish(t, problems);
 }
