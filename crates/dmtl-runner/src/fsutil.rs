@@ -533,10 +533,9 @@ impl Drop for RunLock {
     fn drop(&mut self) {
         // The file is removed only under an exclusive lock (a shared holder upgrades first and
         // leaves it to the others when that fails), so nobody holds the removed file.
-        if self.exclusive || self.file.try_lock().is_ok() {
-            if still_there(&self.file, &self.path) {
-                let _ = std::fs::remove_file(&self.path);
-            }
+        let sole_holder = self.exclusive || self.file.try_lock().is_ok();
+        if sole_holder && still_there(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
