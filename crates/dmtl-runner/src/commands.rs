@@ -94,7 +94,8 @@ fn resume_hint(dir: &Path) -> String {
 }
 
 /// A note naming the build folders (`.<name>.new-<pid>`, [`StagedRunDir`]) that killed runs
-/// of `run` left beside it: they hold the killed run's states and can be resumed themselves.
+/// of `run` left beside it: they hold the killed run's states and can be resumed themselves. A
+/// build folder still locked by its run is named as a run being built.
 pub(crate) fn killed_build_hint(run: &Path) -> String {
     let (Some(parent), Some(name)) = (run.parent(), run.file_name()) else {
         return String::new();
@@ -114,13 +115,17 @@ pub(crate) fn killed_build_hint(run: &Path) -> String {
         .map(|e| parent.join(e.file_name()).display().to_string())
         .collect();
     found.sort();
-    match found.first() {
-        None => String::new(),
-        Some(f) => format!(
-            " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
-            run.display()
-        ),
+    let Some(f) = found.first() else {
+        return String::new();
+    };
+    // A build folder whose lock is held is a run still being built, not a killed one.
+    if let Err(e) = RunLock::shared(Path::new(f)) {
+        return format!(" (a run is being built beside it: {e:#})");
     }
+    format!(
+        " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
+        run.display()
+    )
 }
 
 /// Runs `dmtl train --resume RUN_DIR`: continues the run in the run folder `run` in place.

@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{args, copy_dir, dmtl, dmtl_in, expect_failure_in, s, small_sim, snapshot, Cfg, BIN};
@@ -166,9 +166,16 @@ fn train_out_never_replaces_a_folder_that_is_not_a_run() {
     finish(t, problems);
 }
 
-/// Waits until the `train` process `writer` holds the run folder `run` and is training: its
-/// lock file names it and its build folder exists.
-fn wait_for_training(run: &Path, writer: &mut std::process::Child) {
+/// Starts `dmtl train --config config --out run` and returns once it holds the run folder and
+/// is training: its lock file names it and its build folder exists.
+fn start_training(config: &Path, run: &Path) -> Child {
+    let mut writer = Command::new(BIN)
+        .args(["--quiet", "--threads", "1", "train", "--config", &s(config)])
+        .args(["--out", &s(run)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = writer.id();
     let name = run.file_name().unwrap().to_string_lossy();
     let lock = run.parent().unwrap().join(format!(".{name}.lock"));
@@ -187,6 +194,20 @@ fn wait_for_training(run: &Path, writer: &mut std::process::Child) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    writer
+}
+
+/// The arguments of `dmtl score --run run --log log --out out`.
+fn score_args(run: &Path, log: &Path, out: &Path) -> Vec<String> {
+    args(&[
+        "score",
+        "--run",
+        &s(run),
+        "--log",
+        &s(log),
+        "--out",
+        &s(out),
+    ])
 }
 
 #[test]
@@ -196,30 +217,15 @@ fn a_run_folder_has_one_writer_and_is_never_swapped_under_a_reader() {
     let run = train(t, "run", &run_toml(&d, "", ""));
     let before = snapshot(&run);
     let scores = t.join("scores.csv");
-    let score = args(&[
-        "score",
-        "--run",
-        &s(&run),
-        "--log",
-        &s(&d.join("log.csv")),
-        "--out",
-        &s(&scores),
-    ]);
+    let score = score_args(&run, &d.join("log.csv"), &scores);
 
     // A long run into the same folder holds it while it trains.
     let slow = t.join("slow.toml");
     // (No early stopping: it trains until it is killed.)
     let toml = run_toml(&d, "", "epochs = 100000\npatience = 0").replacen("epochs = 1\n", "", 1);
     std::fs::write(&slow, toml).unwrap();
-    let mut writer = Command::new(BIN)
-        .args(["--quiet", "--threads", "1", "train", "--config", &s(&slow)])
-        .args(["--out", &s(&run)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut writer = start_training(&slow, &run);
     let pid = writer.id();
-    wait_for_training(&run, &mut writer);
     let held = format!("in use by process {pid} (`dmtl train`)");
     let cfg = t.join("run.toml");
     let mut problems = Vec::new();
@@ -244,6 +250,27 @@ fn a_run_folder_has_one_writer_and_is_never_swapped_under_a_reader() {
             &[&scores, &t.join("vectors")],
         ));
     }
+    // Its build folder is locked too: nobody resumes or reads it while it is built.
+    let build = t.join(format!(".run.new-{pid}"));
+    for (name, a) in [
+        (
+            "a resume of the build folder",
+            args(&["train", "--resume", &s(&build)]),
+        ),
+        (
+            "score on the build folder",
+            score_args(&build, &d.join("log.csv"), &scores),
+        ),
+    ] {
+        problems.extend(expect_failure_in(
+            None,
+            &format!("{name} while it is built"),
+            &a,
+            &[&s(&build), &held],
+            &[&run, &d],
+            &[&scores],
+        ));
+    }
     writer.kill().unwrap();
     writer.wait().unwrap();
     // The killed writer never swapped its build in: the run is as it was, and the lock died
@@ -264,8 +291,35 @@ fn a_run_folder_has_one_writer_and_is_never_swapped_under_a_reader() {
     drop(reader);
     ok_in(None, &args(&["train", "--resume", &s(&run)]));
     // What the kill left: the build folder and its lock file (named in docs/reliability.md).
-    std::fs::remove_dir_all(t.join(format!(".run.new-{pid}"))).unwrap();
+    std::fs::remove_dir_all(&build).unwrap();
     std::fs::remove_file(t.join(format!("..run.new-{pid}.lock"))).unwrap();
+
+    // A run being built into a new folder: the folder is not there yet, and a reader or a
+    // resume of it is told that a run is being built, not that one was killed.
+    let fresh = t.join("fresh");
+    let mut writer = start_training(&slow, &fresh);
+    let pid = writer.id();
+    let being_built = "a run is being built beside it: ";
+    let scores = t.join("scores-2.csv");
+    for (name, a) in [
+        ("a resume", args(&["train", "--resume", &s(&fresh)])),
+        ("score", score_args(&fresh, &d.join("log.csv"), &scores)),
+    ] {
+        problems.extend(expect_failure_in(
+            None,
+            &format!("{name} of a folder being built"),
+            &a,
+            &[&s(&fresh), being_built, &format!("in use by process {pid}")],
+            &[&d],
+            &[&scores, &fresh],
+        ));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    std::fs::remove_dir_all(t.join(format!(".fresh.new-{pid}"))).unwrap();
+    for lock in [format!("..fresh.new-{pid}.lock"), ".fresh.lock".to_string()] {
+        std::fs::remove_file(t.join(lock)).unwrap();
+    }
     finish(t, problems);
 }
 
