@@ -674,6 +674,50 @@ fn degenerate_settings_and_sizes_are_refused_before_training() {
     finish(t, problems);
 }
 
+/// Rewrites the Parquet file `p` with the user id of its data row `row` (from 1) null.
+fn null_user_id(p: &Path, row: usize) {
+    use arrow_array::cast::AsArray;
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use arrow_schema::{Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::Arc;
+    let file = std::fs::File::open(p).unwrap();
+    let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let old = batches[0].schema();
+    let col = old.index_of("user_id").unwrap();
+    let fields: Vec<Field> = old
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(f.name() == "user_id"))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(p).unwrap(),
+        schema.clone(),
+        None,
+    )
+    .unwrap();
+    let mut first = 1;
+    for b in batches {
+        let ids = b.column(col).as_string::<i32>();
+        let ids: StringArray = (0..b.num_rows())
+            .map(|r| (first + r != row).then(|| ids.value(r)))
+            .collect();
+        first += b.num_rows();
+        let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+        cols[col] = Arc::new(ids);
+        writer
+            .write(&RecordBatch::try_new(schema.clone(), cols).unwrap())
+            .unwrap();
+    }
+    writer.close().unwrap();
+}
+
 #[test]
 fn unclear_inputs_get_errors_a_user_can_act_on() {
     let (tmp, d) = setup();
@@ -710,6 +754,16 @@ fn unclear_inputs_get_errors_a_user_can_act_on() {
         "a Parquet file named .csv",
         run_toml(&pq, "", ""),
         &["log.csv", "is a Parquet file", "name it .parquet"],
+        &mut problems,
+    );
+    // A null user id in a Parquet log.
+    let nulls = t.join("nulls");
+    dmtl_runner::commands::simulate(&nulls, small_sim(), true).unwrap();
+    null_user_id(&nulls.join("log.parquet"), 6);
+    train_case(
+        "a null user id",
+        run_toml(&nulls, "", "").replace(".csv\"", ".parquet\""),
+        &["log.parquet", "row 6, column `user_id`", "found null"],
         &mut problems,
     );
     // An item listed twice in the items file.
