@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
-use crate::fsutil::{create_run_dir, run_dir_path, write_text, StagedRunDir};
+use crate::fsutil::{
+    check_output, check_train_out, create_run_dir, run_dir_path, write_text, RunLock, StagedRunDir,
+};
 use crate::progress::Progress;
 use crate::run::{
-    all_rows, categorical, load_run_basics, load_student, model_dir, oov_count, run_pipeline,
-    run_pipeline_with, vocab_hint, RunMetrics, States, CONFIG_FILE, ITEMS_FILE, METRICS_FILE,
-    PLOTS_DIR, REPORT_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE,
+    all_rows, categorical, load_run_basics, load_student, missing_model, model_dir, oov_count,
+    run_pipeline, run_pipeline_with, vocab_hint, RunMetrics, States, CONFIG_FILE, ITEMS_FILE,
+    METRICS_FILE, PLOTS_DIR, REPORT_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE,
 };
 use crate::table::{check_output_path, write_table, Column};
 
@@ -26,7 +28,8 @@ use crate::table::{check_output_path, write_table, Column};
 /// the earlier run's teacher are checked before anything is written: bad input leaves `out`
 /// as it was, or not created. The run is built in a sibling folder and swapped in whole once
 /// complete, so a run failing later (the teacher diverges, the disk fills) also leaves `out`
-/// as it was ([`StagedRunDir`]).
+/// as it was ([`StagedRunDir`]). An existing `out` must be a run folder holding nothing else
+/// ([`check_train_out`]), and the run folder is locked for the whole command ([`RunLock`]).
 pub fn train(
     config: &Path,
     out: Option<&Path>,
@@ -42,7 +45,11 @@ pub fn train_config(
     out: Option<&Path>,
     progress: &Progress,
 ) -> Result<(PathBuf, RunMetrics)> {
+    if let Some(out) = out {
+        check_train_out(out)?;
+    }
     let dir = run_dir_path(out, "train");
+    let _lock = RunLock::exclusive(&dir, "dmtl train")?;
     info!(dir = %dir.display(), "run folder");
     let seed = cfg.student.seed;
     // The build folder is created by the pipeline once the data has been read (bad input
@@ -87,8 +94,9 @@ fn resume_hint(dir: &Path) -> String {
 }
 
 /// A note naming the build folders (`.<name>.new-<pid>`, [`StagedRunDir`]) that killed runs
-/// of `run` left beside it: they hold the killed run's states and can be resumed themselves.
-fn killed_build_hint(run: &Path) -> String {
+/// of `run` left beside it: they hold the killed run's states and can be resumed themselves. A
+/// build folder still locked by its run is named as a run being built.
+pub(crate) fn killed_build_hint(run: &Path) -> String {
     let (Some(parent), Some(name)) = (run.parent(), run.file_name()) else {
         return String::new();
     };
@@ -107,13 +115,17 @@ fn killed_build_hint(run: &Path) -> String {
         .map(|e| parent.join(e.file_name()).display().to_string())
         .collect();
     found.sort();
-    match found.first() {
-        None => String::new(),
-        Some(f) => format!(
-            " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
-            run.display()
-        ),
+    let Some(f) = found.first() else {
+        return String::new();
+    };
+    // A build folder whose lock is held is a run still being built, not a killed one.
+    if let Err(e) = RunLock::shared(Path::new(f)) {
+        return format!(" (a run is being built beside it: {e:#})");
     }
+    format!(
+        " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
+        run.display()
+    )
 }
 
 /// Runs `dmtl train --resume RUN_DIR`: continues the run in the run folder `run` in place.
@@ -125,8 +137,10 @@ fn killed_build_hint(run: &Path) -> String {
 /// retrained; a stage without a state starts afresh). `stop_after_batches` of the saved
 /// configuration is ignored. Outputs are written into `run` file by file, atomically.
 ///
-/// Fails, naming the folder, when `run` is not a run folder, and naming the file and the key
-/// when a state does not match the configuration.
+/// Fails, naming the folder, when `run` is not a run folder or another process holds it
+/// ([`RunLock`]); naming the key and the file when an input changed since the run started
+/// ([`crate::inputs::check`]); and naming the file and the key when a state does not match
+/// the configuration.
 pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetrics)> {
     if !run.is_dir() {
         bail!(
@@ -135,6 +149,7 @@ pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetr
             killed_build_hint(run)
         );
     }
+    let _lock = RunLock::exclusive(run, "dmtl train --resume")?;
     for f in [CONFIG_FILE, SCHEMA_FILE, VOCAB_FILE] {
         if !run.join(f).is_file() {
             bail!(
@@ -147,6 +162,7 @@ pub fn train_resume(run: &Path, progress: &Progress) -> Result<(PathBuf, RunMetr
         .with_context(|| format!("{}: reading the run's configuration", run.display()))?;
     cfg.teacher.train.stop_after_batches = None;
     cfg.student.train.stop_after_batches = None;
+    crate::inputs::check(&cfg, run)?;
     info!(dir = %run.display(), "resuming the run");
     let seed = cfg.student.seed;
     let m = run_pipeline_with(&cfg, run, "train", seed, States::Resume, progress)
@@ -201,6 +217,7 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
     }
     let start = std::time::Instant::now();
     let dir = create_run_dir(opts.out.as_deref(), "demo")?;
+    let _lock = RunLock::exclusive(&dir, "dmtl demo")?;
     let mut runs = Vec::new();
     let mut k = 100;
     for seed in 1..=opts.seeds as u64 {
@@ -319,6 +336,9 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
     let columns = match model {
         ModelName::Teacher => {
             let dir = model_dir(run, model);
+            if !dir.join(dmtl_teacher::teacher::CONFIG_FILE).is_file() {
+                return Err(missing_model(run, model));
+            }
             let t = Teacher::load(&dir, &schema, &vocabs)
                 .map_err(|e| vocab_hint(e.into(), run))
                 .with_context(|| format!("loading the teacher of {}", run.display()))?;
@@ -346,9 +366,12 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
 }
 
 /// Runs `dmtl score`: [`score_log`] written to `out` (.csv or .parquet) with the raw user and
-/// item ids first.
+/// item ids first. `out` may not be the log or lie in a run folder ([`check_output`]); the run
+/// folder is locked for reading ([`RunLock::shared`]).
 pub fn score(run: &Path, log: &Path, out: &Path, model: ModelName) -> Result<Scored> {
     check_output_path(out)?;
+    check_output("--out", out, &[("log", log)], Some(run))?;
+    let _lock = RunLock::shared(run)?;
     let s = score_log(run, log, model)?;
     let mut cols: Vec<(&str, Column)> = vec![
         ("user_id", Column::Str(s.user_ids.clone())),
@@ -393,9 +416,11 @@ pub fn run_corpus(
 /// for every training user (with the context of their first training row),
 /// `item_vectors.npy` (items x dim) for the run's corpus, `user_ids.npy` / `item_ids.npy` (the
 /// raw ids in row order, numpy unicode arrays), `vectors.json`, the student's checkpoint and
-/// the vocabularies, into `out`.
+/// the vocabularies, into `out`, which may not lie in a run folder ([`check_output`]).
 pub fn export(run: &Path, out: &Path, model: ModelName) -> Result<ExportManifest> {
     use dmtl_student::export::Vectors;
+    check_output("--out", out, &[], Some(run))?;
+    let _lock = RunLock::shared(run)?;
     let (schema, vocabs, st) = load_student(run, model)?;
     let (_, corpus) = run_corpus(run, &schema, &vocabs)?;
     let users_raw = read_log(
@@ -460,6 +485,8 @@ pub fn retrieve_users(run: &Path, users: &Path, k: usize, model: ModelName) -> R
     let (item_ids, corpus) = run_corpus(run, &schema, &vocabs)?;
     let uv = st.user_vectors(&q, &all_rows(q.n_rows))?;
     let iv = st.item_vectors(&corpus, &all_rows(corpus.n_rows))?;
+    // At most the corpus, before the users x K lists are allocated.
+    let k = k.min(item_ids.len().max(1));
     let top = top_k(uv.view(), iv.view(), k, None)?;
     let mut items = Vec::with_capacity(q.n_rows);
     let mut scores = Vec::with_capacity(q.n_rows);
@@ -483,7 +510,8 @@ pub fn retrieve_users(run: &Path, users: &Path, k: usize, model: ModelName) -> R
 }
 
 /// Runs `dmtl retrieve`: [`retrieve_users`] written to `out` (.csv or .parquet) in long form,
-/// one line per (user, rank): `user_id, rank, item_id, score, known_user`.
+/// one line per (user, rank): `user_id, rank, item_id, score, known_user`. `out` may not be the
+/// users file or lie in a run folder ([`check_output`]).
 pub fn retrieve(
     run: &Path,
     users: &Path,
@@ -492,6 +520,8 @@ pub fn retrieve(
     model: ModelName,
 ) -> Result<Retrieved> {
     check_output_path(out)?;
+    check_output("--out", out, &[("users file", users)], Some(run))?;
+    let _lock = RunLock::shared(run)?;
     let r = retrieve_users(run, users, k, model)?;
     let (mut u, mut rank, mut it, mut sc, mut known) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());

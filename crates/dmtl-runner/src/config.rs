@@ -308,11 +308,18 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// Makes every path absolute: relative ones are read from `base`, and existing files are
+    /// canonicalized, so that the `config.toml` a run saves names the same files wherever it
+    /// is read from (`train --resume`, or the run folder itself).
     fn resolve_paths(&mut self, base: &Path) {
+        let base = match base.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => base,
+        };
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+            let joined = base.join(&*p);
+            *p = joined.canonicalize().unwrap_or(joined);
         };
         if let Some(d) = &mut self.data {
             fix(&mut d.schema);
@@ -360,6 +367,16 @@ impl RunConfig {
                 ])
             {
                 if let Some(p) = p {
+                    if p.is_dir() {
+                        return err(
+                            key,
+                            format!(
+                                "{} is a folder, not a file; reading a folder (of Parquet \
+                                 parts, say) is not supported yet: give one file",
+                                p.display()
+                            ),
+                        );
+                    }
                     if !p.is_file() {
                         return err(key, format!("no such file: {}", p.display()));
                     }

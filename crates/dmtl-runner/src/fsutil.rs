@@ -1,9 +1,10 @@
-//! Files and folders of a run: atomic writes and run-folder names.
+//! Files and folders of a run: atomic writes, run-folder names, the lock that keeps one writer
+//! per run folder, and the checks that keep outputs off the inputs and off run folders.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Seek, Write};
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
 /// over `path`, so a reader never sees half a file and a failure leaves the old file in place.
@@ -118,12 +119,14 @@ pub fn run_dir_path(out: Option<&Path>, command: &str) -> PathBuf {
 ///
 /// The build folder is the sibling `.<name>.new-<pid>` (same file system, so renames are
 /// atomic); it is created by whoever writes into [`StagedRunDir::path`], and removed when the
-/// value is dropped without [`StagedRunDir::commit`].
+/// value is dropped without [`StagedRunDir::commit`]. It is locked ([`RunLock`]) as long as the
+/// value lives, so that nobody resumes it while it is being built.
 #[derive(Debug)]
 pub struct StagedRunDir {
     target: PathBuf,
     staging: PathBuf,
     committed: bool,
+    _lock: RunLock,
 }
 
 /// `dir`'s parent, `.` for a bare name, so that siblings can be named.
@@ -153,6 +156,7 @@ impl StagedRunDir {
     /// Plans a build of the run folder `target` in a fresh sibling; creates nothing yet.
     pub fn new(target: &Path) -> Result<StagedRunDir> {
         let staging = sibling(target, "new");
+        let lock = RunLock::exclusive(&staging, "dmtl train")?;
         // A leftover of an earlier process with the same id (a crash before its swap).
         if staging.exists() {
             std::fs::remove_dir_all(&staging)
@@ -162,6 +166,7 @@ impl StagedRunDir {
             target: target.to_path_buf(),
             staging,
             committed: false,
+            _lock: lock,
         })
     }
 
@@ -224,6 +229,313 @@ impl Drop for StagedRunDir {
     fn drop(&mut self) {
         if !self.committed && self.staging.exists() {
             let _ = std::fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+/// `path` made absolute, its longest existing prefix resolved by the file system (symlinks,
+/// `.` and `..`) and the rest appended with `.` and `..` applied by name: the file that
+/// creating the missing folders and then `path` would reach.
+pub fn resolve(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let parts: Vec<Component> = abs.components().collect();
+    for i in (1..=parts.len()).rev() {
+        let prefix: PathBuf = parts[..i].iter().collect();
+        if let Ok(mut base) = prefix.canonicalize() {
+            for c in &parts[i..] {
+                match c {
+                    Component::ParentDir => {
+                        base.pop();
+                    }
+                    Component::CurDir => {}
+                    c => base.push(c),
+                }
+            }
+            return base;
+        }
+    }
+    abs
+}
+
+/// Whether `a` and `b` name the same existing file (also through hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
+}
+
+/// Whether `dir` is a run folder of `dmtl train` or `dmtl demo`: it holds the run's
+/// configuration and vocabularies.
+pub fn is_run_folder(dir: &Path) -> bool {
+    dir.join(crate::run::CONFIG_FILE).is_file() && dir.join(crate::run::VOCAB_FILE).is_file()
+}
+
+/// The run folder `path` is in (or is), if any.
+fn enclosing_run(path: &Path) -> Option<PathBuf> {
+    resolve(path)
+        .ancestors()
+        .find(|d| is_run_folder(d))
+        .map(Path::to_path_buf)
+}
+
+/// Refuses an output that would overwrite what a command reads: `out` (given as `flag`) must
+/// not be, or resolve through symlinks, hard links or `..` to, one of `inputs` (`(what, path)`
+/// pairs, named in the error), and must not lie in the run folder `run` or in any run folder.
+/// Checked before any work.
+pub fn check_output(
+    flag: &str,
+    out: &Path,
+    inputs: &[(&str, &Path)],
+    run: Option<&Path>,
+) -> Result<()> {
+    let target = resolve(out);
+    for (what, input) in inputs {
+        if target == resolve(input) || same_file(out, input) {
+            bail!(
+                "{flag} {}: is the {what} {} this command reads; choose another output",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    let inside = run
+        .filter(|r| target.starts_with(resolve(r)))
+        .map(Path::to_path_buf)
+        .or_else(|| enclosing_run(out));
+    if let Some(r) = inside {
+        bail!(
+            "{flag} {}: is inside the run folder {}; outputs are never written into a run \
+             folder (it would change the run): choose a path outside it",
+            out.display(),
+            r.display()
+        );
+    }
+    Ok(())
+}
+
+/// What a run folder holds (besides `.tmp-*` files a killed write leaves): anything else in a
+/// folder is the user's, and `train --out` refuses to replace it.
+fn run_entries() -> [&'static str; 12] {
+    use crate::run::*;
+    [
+        CONFIG_FILE,
+        SCHEMA_FILE,
+        VOCAB_FILE,
+        ITEMS_FILE,
+        USERS_FILE,
+        TEACHER_DIR,
+        MODELS_DIR,
+        METRICS_FILE,
+        REPORT_FILE,
+        PLOTS_DIR,
+        STATE_DIR,
+        crate::inputs::INPUTS_FILE,
+    ]
+}
+
+/// Checks `train --out DIR` before any work: a run replaces its folder whole, so `DIR` must be
+/// new, an empty folder, or a run folder holding nothing but what a run writes. An existing
+/// file, `.`, a folder the current folder is in, and a folder of other files are refused,
+/// naming the path (and the first file that is not the run's).
+pub fn check_train_out(out: &Path) -> Result<()> {
+    let shown = out.display();
+    let target = resolve(out);
+    let cwd = std::env::current_dir().map(|d| resolve(&d)).ok();
+    if out.file_name().is_none() || cwd.is_some_and(|c| c.starts_with(&target)) {
+        bail!(
+            "--out {shown}: is the current folder or one it is in; a run replaces its folder \
+             whole, so give the name of a new folder"
+        );
+    }
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        bail!("--out {shown}: is a file, not a run folder; give the name of a new folder");
+    }
+    let mut foreign: Vec<String> = std::fs::read_dir(out)
+        .with_context(|| format!("--out {shown}: reading the folder"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".tmp-") && !run_entries().contains(&n.as_str()))
+        .collect();
+    foreign.sort();
+    let empty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none());
+    if empty {
+        return Ok(());
+    }
+    if !is_run_folder(out) {
+        bail!(
+            "--out {shown}: the folder exists and is not a dmtl run folder (no {} and {}); \
+             a run replaces its folder whole, so it is left as it is: give the name of a new \
+             folder",
+            crate::run::CONFIG_FILE,
+            crate::run::VOCAB_FILE
+        );
+    }
+    if let Some(f) = foreign.first() {
+        bail!(
+            "--out {shown}: the run folder also holds `{f}`, which a run does not write; a new \
+             run replaces the folder whole, so it is left as it is: move `{f}` out or give the \
+             name of a new folder"
+        );
+    }
+    Ok(())
+}
+
+/// An advisory lock on a run folder, held until dropped: one writer (`train`, `train
+/// --resume`, `demo`: exclusive) or any number of readers (`score`, `export`, `retrieve`:
+/// shared), so that two runs never mix in one folder and a run is never replaced under a
+/// reader.
+///
+/// The lock is the file `.<name>.lock` beside the folder (the folder itself is swapped whole
+/// when a run commits, so it cannot carry the lock); a writer writes its process id into it.
+/// The lock is taken at once or refused: the error names the folder and the holder's process id
+/// when it is known. The lock file is removed when its last holder lets go.
+#[derive(Debug)]
+pub struct RunLock {
+    file: std::fs::File,
+    path: PathBuf,
+    exclusive: bool,
+}
+
+impl RunLock {
+    /// Takes the exclusive lock of the run folder `dir` (which need not exist yet) for
+    /// `command` (named to whoever is refused).
+    pub fn exclusive(dir: &Path, command: &str) -> Result<RunLock> {
+        let lock = RunLock::take(dir, true)?;
+        let mut f = &lock.file;
+        let note = format!("{}\n{command}\n", std::process::id());
+        f.set_len(0)
+            .and_then(|_| f.rewind())
+            .and_then(|_| f.write_all(note.as_bytes()))
+            .with_context(|| format!("writing {}", lock.path.display()))?;
+        Ok(lock)
+    }
+
+    /// Takes a shared lock of the run folder `dir`. `None` when `dir` is not a folder (the
+    /// reader says so itself), or where no lock file can be created beside it (a read-only file
+    /// system: nobody can write the run there either).
+    pub fn shared(dir: &Path) -> Result<Option<RunLock>> {
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        match RunLock::take(dir, false) {
+            Ok(l) => Ok(Some(l)),
+            Err(e) => match e.downcast_ref::<std::io::Error>().map(|e| e.kind()) {
+                Some(std::io::ErrorKind::ReadOnlyFilesystem)
+                | Some(std::io::ErrorKind::PermissionDenied) => Ok(None),
+                _ => Err(e),
+            },
+        }
+    }
+
+    fn take(dir: &Path, exclusive: bool) -> Result<RunLock> {
+        let target = resolve(dir);
+        let parent = parent_of(&target);
+        let name = target
+            .file_name()
+            .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+        let path = parent.join(format!(".{name}.lock"));
+        if exclusive {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        // The previous holder may remove the file between our open and our lock: then the
+        // lock is on a file nobody else sees, and the open is retried.
+        for _ in 0..100 {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            let taken = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match taken {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    bail!("{}", busy_message(dir, &file, exclusive))
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("locking the run folder {}", dir.display())))
+                }
+            }
+            if still_there(&file, &path) {
+                return Ok(RunLock {
+                    file,
+                    path,
+                    exclusive,
+                });
+            }
+        }
+        bail!("{}: could not lock the run folder", dir.display())
+    }
+}
+
+/// Whether the open `file` is still the one at `path`.
+fn still_there(file: &std::fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
+/// Why a lock of `dir` was refused: the writer's process id and command when the lock file
+/// names a live one.
+fn busy_message(dir: &Path, mut file: &std::fs::File, exclusive: bool) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let mut lines = text.lines();
+    let holder = lines
+        .next()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .filter(|pid| !cfg!(target_os = "linux") || Path::new(&format!("/proc/{pid}")).exists())
+        .map(|pid| (pid, lines.next().unwrap_or("dmtl").to_string()));
+    let want = if exclusive {
+        "cannot write it"
+    } else {
+        "cannot read it"
+    };
+    match holder {
+        Some((pid, command)) => format!(
+            "{}: the run folder is in use by process {pid} (`{command}`), so this command {want} \
+             now; wait for that process to end",
+            dir.display()
+        ),
+        None => format!(
+            "{}: the run folder is being read by another dmtl process (score, export or \
+             retrieve), so this command {want} now; wait for it to end",
+            dir.display()
+        ),
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // The file is removed only under an exclusive lock (a shared holder upgrades first and
+        // leaves it to the others when that fails), so nobody holds the removed file.
+        let sole_holder = self.exclusive || self.file.try_lock().is_ok();
+        if sole_holder && still_there(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

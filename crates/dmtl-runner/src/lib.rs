@@ -9,13 +9,18 @@
 //! - [`config`]: the run configuration (`run.toml`), validated before any work;
 //! - [`run`]: the pipeline (data, teacher, teacher scores, students, evaluation);
 //! - [`eval`]: the table's numbers; [`report`] and [`plots`]: `report.md`, `metrics.json`, SVGs;
+//! - [`fsutil`]: atomic writes, the checks of `train --out` and of outputs, the run-folder lock;
+//! - [`inputs`]: the identity of the input files that `train --resume` checks;
+//! - [`preflight`]: the checks of the data and of the models' sizes before any training;
 //! - [`commands`]: what `dmtl demo | train | score | export | retrieve | simulate` call.
 
 pub mod commands;
 pub mod config;
 pub mod eval;
 pub mod fsutil;
+pub mod inputs;
 pub mod plots;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -17,7 +17,8 @@ use dmtl_runner::progress::Progress;
 #[derive(Parser, Debug)]
 #[command(name = "dmtl", version, about, long_about = None)]
 struct Cli {
-    /// Threads for BLAS and Rayon (default: every core).
+    /// Threads for BLAS and Rayon (default: DMTL_THREADS, else every core; at most 4 per core,
+    /// or 64).
     #[arg(long, global = true)]
     threads: Option<usize>,
     /// No progress bars (logs still go to stderr; set RUST_LOG=info for more).
@@ -158,6 +159,24 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    let asked = match cli.threads {
+        Some(n) => Some((format!("--threads {n}"), n)),
+        None => std::env::var("DMTL_THREADS").ok().and_then(|v| {
+            v.parse::<usize>()
+                .ok()
+                .map(|n| (format!("DMTL_THREADS={v}"), n))
+        }),
+    };
+    if let Some((what, n)) = asked {
+        let max = max_threads();
+        if n > max {
+            eprintln!(
+                "error: {what}: at most {max} (4 per core, or 64 when that is more); more \
+                 threads than that only slow the run down"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     dmtl_tensor::threads::init(cli.threads);
     let progress = Progress::new(cli.quiet);
     match run(cli.command, &progress) {
@@ -167,6 +186,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The most threads `--threads` accepts: 4 per core, at least 64 (thousands of threads take
+/// seconds to start and spin, and far more never finish starting).
+fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).max(64)
 }
 
 fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {

@@ -4,7 +4,8 @@
 //! A run folder holds:
 //!
 //! ```text
-//! config.toml        the resolved configuration (every default filled in)
+//! config.toml        the resolved configuration (every default filled in, paths absolute)
+//! inputs.json        size, modification time and hash of every input file (`dmtl train`)
 //! schema.toml        the schema the models were built for
 //! vocab.json         the vocabularies (index 0 of every table is out-of-vocabulary)
 //! items.parquet      the item corpus (item-side columns), what retrieval and export search
@@ -351,6 +352,7 @@ pub fn prepare_data_in(
             Some(p) => {
                 let o = ReadOptions::table_of(&[Side::Item]).with_skip_bad_rows(d.skip_bad_rows);
                 let (items, report) = read_log_with_report(p, &schema, &o)?;
+                crate::preflight::check_unique_items(&items, &schema, p, report.rows_skipped)?;
                 skipped += report.rows_skipped;
                 Some(items)
             }
@@ -659,6 +661,8 @@ pub fn student_output(o: &dmtl_student::ObjectiveConfig) -> Output {
 pub fn student_lists(student: &Student, data: &Prepared, k: usize) -> Result<Vec<Vec<u32>>> {
     let items = student.item_vectors(&data.corpus, &all_rows(data.corpus.n_rows))?;
     let users = student.user_vectors(&data.queries, &all_rows(data.queries.n_rows))?;
+    // At most the corpus: the lists are users x K.
+    let k = k.min(data.corpus.n_rows.max(1));
     let top = top_k(users.view(), items.view(), k, None)?;
     Ok(top
         .indices
@@ -721,6 +725,8 @@ pub fn run_pipeline_with(
             );
         }
     }
+    crate::preflight::check_labels(cfg, &data)?;
+    crate::preflight::check_memory(cfg, &data.schema, &data.vocabs, None)?;
     let loaded = match cfg.stages.teacher {
         TeacherStage::Load => Some(load_from_run_teacher(cfg, &data)?),
         _ => None,
@@ -729,6 +735,9 @@ pub fn run_pipeline_with(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the run folder {}", dir.display()))?;
         write_text(&dir.join(CONFIG_FILE), &cfg.to_toml_string())?;
+        if states == States::Fresh {
+            crate::inputs::record(cfg, dir)?;
+        }
         data.write(dir)?;
     } else {
         // The corpus tables are written last when a run starts; a run killed before them
@@ -935,7 +944,11 @@ fn reference_rows(cfg: &RunConfig, data: &Prepared, edges: &[f64]) -> Result<Vec
 /// The schema and vocabularies saved in a run folder.
 pub fn load_run_basics(run: &Path) -> Result<(Schema, Vocabularies)> {
     if !run.is_dir() {
-        bail!("{}: no such run folder", run.display());
+        bail!(
+            "{}: no such run folder{}",
+            run.display(),
+            crate::commands::killed_build_hint(run)
+        );
     }
     let schema = Schema::load(run.join(SCHEMA_FILE))?;
     let vocabs = Vocabularies::load(run.join(VOCAB_FILE))?;
@@ -958,14 +971,31 @@ pub fn load_student(run: &Path, model: ModelName) -> Result<(Schema, Vocabularie
     }
     let (schema, vocabs) = load_run_basics(run)?;
     let dir = model_dir(run, model);
-    if !dir.is_dir() {
-        bail!(
-            "{}: the run has no `{model}` model (was it in stages.models?)",
-            dir.display()
-        );
+    if !dir.join(dmtl_student::two_tower::CONFIG_FILE).is_file() {
+        return Err(missing_model(run, model));
     }
     let s = Student::load(&dir, &schema, &vocabs).map_err(|e| vocab_hint(e.into(), run))?;
     Ok((schema, vocabs, s))
+}
+
+/// The error for `model` missing from the run folder `run`: a run that has not finished (no
+/// `metrics.json`, which a run writes last) is said to be incomplete, with the command that
+/// continues it; a finished run did not train that model.
+pub fn missing_model(run: &Path, model: ModelName) -> anyhow::Error {
+    let dir = model_dir(run, model);
+    if !run.join(METRICS_FILE).is_file() {
+        return anyhow!(
+            "{}: the run is incomplete: it stopped before `{model}` was saved (no {}); \
+             continue it with `dmtl train --resume {}`",
+            run.display(),
+            dir.display(),
+            run.display()
+        );
+    }
+    anyhow!(
+        "{}: the run has no `{model}` model (was it in stages.models?)",
+        dir.display()
+    )
 }
 
 /// `e`, a failed checkpoint load of the run folder `run`, with the run's `vocab.json` named

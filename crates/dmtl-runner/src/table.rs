@@ -47,10 +47,18 @@ impl Column {
     }
 }
 
-/// Fails unless `path` ends in `.csv` or `.parquet`, naming it: checked before long work.
+/// The output format of `path` by its extension, in any case (`csv` or `parquet`), as the
+/// readers take `.CSV` too.
+fn output_format(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    ["csv", "parquet"].into_iter().find(|f| *f == ext)
+}
+
+/// Fails unless `path` ends in `.csv` or `.parquet` (in any case), naming it: checked before
+/// long work.
 pub fn check_output_path(path: &Path) -> Result<()> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("csv") | Some("parquet") => Ok(()),
+    match output_format(path) {
+        Some(_) => Ok(()),
         _ => bail!(
             "{}: the output must end in .csv or .parquet",
             path.display()
@@ -65,7 +73,7 @@ pub fn write_table(path: &Path, columns: &[(&str, Column)]) -> Result<()> {
     if let Some((name, c)) = columns.iter().find(|c| c.1.len() != n) {
         bail!("column `{name}` has {} rows, expected {n}", c.len());
     }
-    match path.extension().and_then(|e| e.to_str()) {
+    match output_format(path) {
         Some("csv") => write_atomic_with(path, |f| {
             let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
             w.write_record(columns.iter().map(|c| c.0))?;

@@ -7,63 +7,15 @@
 //! left as it was when it existed. Users never seen in training are not an error: `retrieve`
 //! serves them with the out-of-vocabulary id and reports how many there were.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use dmtl_data::sim::SimConfig;
+use std::path::{Path, PathBuf};
+
+use common::{args, copy_dir, dmtl, expect_failure_in, s, small_sim, snapshot, Cfg};
+
 use dmtl_data::{read_log, ReadOptions, Side, Vocabularies};
 use dmtl_runner::config::ModelName;
 use dmtl_runner::run;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dmtl");
-
-fn dmtl(args: &[String]) -> Output {
-    Command::new(BIN)
-        .args(["--quiet", "--threads", "1"])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the dmtl binary runs")
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|x| x.to_string()).collect()
-}
-
-/// Every file under `p` (or `p` itself) with its bytes; an absent path is an empty map.
-fn snapshot(p: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    fn walk(p: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        if p.is_dir() {
-            out.insert(p.join(""), Vec::new());
-            for e in std::fs::read_dir(p).unwrap() {
-                walk(&e.unwrap().path(), out);
-            }
-        } else if p.exists() {
-            out.insert(p.to_path_buf(), std::fs::read(p).unwrap());
-        }
-    }
-    walk(p, &mut out);
-    out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// A small CSV table (no quoted fields: the simulator writes none) to edit cell by cell.
 #[derive(Clone)]
@@ -130,117 +82,6 @@ impl Table {
     fn write(&self, p: &Path) -> PathBuf {
         std::fs::write(p, self.text()).unwrap();
         p.to_path_buf()
-    }
-}
-
-/// The sections of a run config, each replaceable by a case.
-#[derive(Clone)]
-struct Cfg {
-    schema: PathBuf,
-    log: PathBuf,
-    items: PathBuf,
-    data_extra: String,
-    teacher_train: String,
-    student_train: String,
-    eval: String,
-}
-
-impl Cfg {
-    fn text(&self) -> String {
-        format!(
-            r#"[data]
-schema = "{}"
-log = "{}"
-items = "{}"
-{}
-[stages]
-models = ["dmtl"]
-
-[teacher]
-n_experts = 2
-expert_hidden = [16]
-tower_hidden = [8]
-
-[teacher.train]
-{}
-[student]
-user_layers = [16, 8]
-item_layers = [16, 8]
-
-[student.train]
-{}
-[eval]
-{}"#,
-            s(&self.schema),
-            s(&self.log),
-            s(&self.items),
-            self.data_extra,
-            self.teacher_train,
-            self.student_train,
-            self.eval
-        )
-    }
-
-    fn write(&self, p: &Path) -> PathBuf {
-        std::fs::write(p, self.text()).unwrap();
-        p.to_path_buf()
-    }
-}
-
-/// Runs `args`, expecting a clean failure; returns what went wrong, if anything.
-///
-/// `phrases` must all appear in the one `error:` line of stderr; every path of `watched` keeps
-/// its bytes; `fresh` paths are not created.
-fn expect_failure(
-    name: &str,
-    args: &[String],
-    phrases: &[&str],
-    watched: &[&PathBuf],
-    fresh: &[&PathBuf],
-) -> Vec<String> {
-    let before: Vec<_> = watched.iter().map(|p| snapshot(p)).collect();
-    let out = dmtl(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let mut problems = Vec::new();
-    let mut fail = |what: String| problems.push(format!("[{name}] {what}\n  stderr: {stderr}"));
-    if out.status.success() {
-        fail("exit code 0".into());
-    }
-    if stderr.contains("panicked at") {
-        fail("panicked".into());
-    }
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    if errors.len() != 1 {
-        fail(format!("{} `error:` lines, expected one", errors.len()));
-    } else {
-        for p in phrases {
-            if !errors[0].contains(p) {
-                fail(format!("the error does not say `{p}`"));
-            }
-        }
-    }
-    for (p, b) in watched.iter().zip(before) {
-        if snapshot(p) != b {
-            fail(format!("{} changed", p.display()));
-        }
-    }
-    for p in fresh {
-        if p.exists() {
-            fail(format!("{} was created", p.display()));
-        }
-    }
-    problems
-}
-
-fn small_sim() -> SimConfig {
-    SimConfig {
-        n_users: 200,
-        n_items: 300,
-        n_impressions: 4_000,
-        n_days: 6,
-        n_author: 40,
-        seed: 9,
-        ..SimConfig::tiny()
     }
 }
 
@@ -475,7 +316,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         }
         let fresh = t.join(format!("fresh{i}"));
         for out in [&fresh, &good] {
-            problems.extend(expect_failure(
+            problems.extend(expect_failure_in(
+                None,
                 &format!("train on {name} into {}", out.display()),
                 &args(&["train", "--config", &s(&cfg), "--out", &s(out)]),
                 &phrases,
@@ -494,7 +336,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
             } else {
                 phrases.clone()
             };
-            problems.extend(expect_failure(
+            problems.extend(expect_failure_in(
+                None,
                 &format!("score {name}"),
                 &args(&[
                     "score",
@@ -526,7 +369,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         (&users_empty, "no data rows"),
     ] {
         let name = file.file_name().unwrap().to_str().unwrap();
-        problems.extend(expect_failure(
+        problems.extend(expect_failure_in(
+            None,
             &format!("retrieve {name}"),
             &args(&[
                 "retrieve",
@@ -543,7 +387,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         ));
     }
     for (k, phrase) in [("0", "--k must be at least 1"), ("-1", "-1")] {
-        problems.extend(expect_failure(
+        problems.extend(expect_failure_in(
+            None,
             &format!("retrieve --k {k}"),
             &args(&[
                 "retrieve",
@@ -561,7 +406,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
             &[&top],
         ));
     }
-    problems.extend(expect_failure(
+    problems.extend(expect_failure_in(
+        None,
         "score to a .txt file",
         &args(&[
             "score",
@@ -719,7 +565,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         }
         let fresh = t.join(format!("fresh-config{i}"));
         for out in [&fresh, &good] {
-            problems.extend(expect_failure(
+            problems.extend(expect_failure_in(
+                None,
                 &format!("train with {name} into {}", out.display()),
                 &args(&["train", "--config", &s(&p), "--out", &s(out)]),
                 &phrases,
@@ -908,7 +755,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         for (cmd, mut a, out) in commands {
             a.push(s(&out));
             let existed = out.exists();
-            problems.extend(expect_failure(
+            problems.extend(expect_failure_in(
+                None,
                 &format!("{cmd} with {name}"),
                 &a,
                 &phrases,
@@ -935,7 +783,8 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
     std::fs::write(&from_cfg, from).unwrap();
     let fresh_from = t.join("fresh-from");
     for out in [&fresh_from, &good] {
-        problems.extend(expect_failure(
+        problems.extend(expect_failure_in(
+            None,
             &format!(
                 "train loading a teacher of other widths into {}",
                 out.display()
@@ -1040,7 +889,8 @@ fn a_train_that_fails_late_leaves_an_existing_run_folder_as_it_was() {
         ..base
     }
     .write(&t.join("diverging.toml"));
-    let problems = expect_failure(
+    let problems = expect_failure_in(
+        None,
         "train diverging over the good run",
         &args(&["train", "--config", &s(&cfg), "--out", &s(&good)]),
         &["not finite"],

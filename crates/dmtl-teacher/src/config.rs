@@ -195,6 +195,9 @@ impl TrainOptions {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Some(("train.lr", "must be a finite number > 0"));
         }
+        if self.epochs == 0 {
+            return Some(("train.epochs", "must be at least 1"));
+        }
         if self.batch_size == 0 {
             return Some(("train.batch_size", "must be at least 1"));
         }

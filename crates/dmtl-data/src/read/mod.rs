@@ -271,6 +271,14 @@ pub(crate) fn finish(
     })
 }
 
+/// Whether the file at `path` begins with Parquet's magic bytes.
+fn starts_like_parquet(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|_| &magic == b"PAR1")
+}
+
 enum Inner {
     Csv(Box<csv_reader::CsvChunks>),
     Parquet(Box<parquet_reader::ParquetChunks>),
@@ -291,16 +299,30 @@ impl LogReader {
     pub fn open(path: impl AsRef<Path>, schema: &Schema, opts: &ReadOptions) -> Result<LogReader> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        if path.is_dir() {
+            return Err(DataError::invalid(
+                &name,
+                "is a folder, not a file; reading a folder (of Parquet parts, say) is not \
+                 supported yet: give one CSV or Parquet file",
+            ));
+        }
         let format = match opts.format.or_else(|| Format::from_path(path)) {
             Some(f) => f,
             None => {
                 return Err(DataError::invalid(
                     &name,
-                    "cannot tell the format from the extension (expected .csv, .parquet or .pq); set ReadOptions::format",
+                    "cannot tell the format from the extension: name the file .csv, .parquet \
+                     or .pq",
                 ))
             }
         };
         let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        if format == Format::Csv && starts_like_parquet(path) {
+            return Err(DataError::invalid(
+                &name,
+                "is a Parquet file (it starts with `PAR1`), not CSV: name it .parquet",
+            ));
+        }
         let inner = match format {
             Format::Csv => Inner::Csv(Box::new(csv_reader::CsvChunks::new(
                 Box::new(file),

@@ -2,7 +2,8 @@
 //! raw form in parallel.
 //!
 //! Accepted Arrow types: categorical — strings, integers (ids become their decimal text, `"123"`)
-//! or dictionaries of those, null = empty (out-of-vocabulary); multi-hot — a list of strings or
+//! or dictionaries of those, null = empty (out-of-vocabulary), except in the user and item id
+//! columns, where a null is a bad value; multi-hot — a list of strings or
 //! integers (null = empty bag), or a string joined by the column's separator; dense — any integer
 //! or float; click — integer, float or boolean; duration — integer or float; time — integer,
 //! date or timestamp.
@@ -278,10 +279,19 @@ fn convert(
                             let c = cast(a, &DataType::Utf8)?;
                             let c = c.as_string::<i32>();
                             let mut v = StrColumn::with_capacity(n, text_bytes(c));
+                            // A null feature is out of vocabulary; a null user or item id is
+                            // an error (it would make an anonymous user or item of all such
+                            // rows).
+                            let is_id = *name == schema.ids.user || *name == schema.ids.item;
+                            let mut errs = Errors::new();
                             for r in 0..n {
+                                if c.is_null(r) && is_id {
+                                    errs.push(bad(r, fi, name, EXPECT_ID, "null".to_string()));
+                                }
                                 v.push(if c.is_null(r) { "" } else { c.value(r) });
                             }
-                            RawColumn::Categorical(v)
+                            let col = RawColumn::Categorical(v);
+                            return Ok((Out::Column(name.clone(), col), errs));
                         }
                         Kind::MultiHot => {
                             multi_hot(a, spec.separator(), n, name, &wrong_type, &cast)?

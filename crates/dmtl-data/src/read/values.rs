@@ -8,6 +8,8 @@ pub(crate) const EXPECT_DURATION: &str = "a duration in seconds (a finite number
 pub(crate) const EXPECT_DENSE: &str = "a finite number";
 /// What a valid time looks like.
 pub(crate) const EXPECT_TIME: &str = "an integer time";
+/// What a valid user or item id in a Parquet file looks like.
+pub(crate) const EXPECT_ID: &str = "a user or item id (not null)";
 /// What valid text looks like.
 pub(crate) const EXPECT_TEXT: &str = "UTF-8 text";
 
