@@ -107,8 +107,39 @@ pub enum Kernel {
     /// [`bf16_filter_supported`]), else [`Kernel::Gemm`]. Queries with a non-finite component
     /// or one above ~1e15 in magnitude take the GEMM path; such items are scored exactly.
     Auto,
-    /// f32 GEMM tiles scanned against the running K-th best score.
+    /// f32 GEMM tiles scanned against the running K-th best score: what [`Kernel::Auto`] runs
+    /// on a CPU without AVX-512 BF16.
     Gemm,
+    /// The bf16 filter that [`Kernel::Auto`] picks where the CPU has AVX-512 BF16, asked for
+    /// explicitly: a search fails with [`RetrievalError::BadOption`] on other CPUs. Queries
+    /// the filter cannot bound, empty inputs and vectors longer than 4096 take the GEMM path,
+    /// as under [`Kernel::Auto`].
+    Bf16Filter,
+}
+
+impl Kernel {
+    /// The kernel a search with `self` runs on this CPU: [`Kernel::Auto`] becomes
+    /// [`Kernel::Bf16Filter`] where [`bf16_filter_supported`], else [`Kernel::Gemm`]; the
+    /// others stay as they are.
+    ///
+    /// ```
+    /// use dmtl_student::retrieval::{bf16_filter_supported, Kernel};
+    /// let auto = Kernel::Auto.resolve().unwrap();
+    /// assert_eq!(auto == Kernel::Bf16Filter, bf16_filter_supported());
+    /// ```
+    ///
+    /// # Errors
+    /// [`RetrievalError::BadOption`] for [`Kernel::Bf16Filter`] on a CPU without AVX-512 BF16.
+    pub fn resolve(self) -> Result<Kernel, RetrievalError> {
+        match self {
+            Kernel::Auto if crate::bf16_filter::supported() => Ok(Kernel::Bf16Filter),
+            Kernel::Auto | Kernel::Gemm => Ok(Kernel::Gemm),
+            Kernel::Bf16Filter if crate::bf16_filter::supported() => Ok(Kernel::Bf16Filter),
+            Kernel::Bf16Filter => Err(RetrievalError::BadOption(
+                "the bf16 filter needs a CPU with AVX-512 BF16, which this one lacks",
+            )),
+        }
+    }
 }
 
 /// `true` when this CPU runs the bf16 filter of [`Kernel::Auto`] (x86-64 with AVX-512F and
@@ -170,7 +201,11 @@ pub fn top_k(
     top_k_with(queries, items, k, exclude, SearchOptions::default())
 }
 
-/// [`top_k`] with explicit tiling and threading choices.
+/// [`top_k`] with explicit tiling, threading and kernel choices.
+///
+/// # Errors
+/// As [`top_k`], and [`RetrievalError::BadOption`] for a block size of 0 or
+/// [`Kernel::Bf16Filter`] on a CPU without AVX-512 BF16 (see [`Kernel::resolve`]).
 pub fn top_k_with(
     queries: ArrayView2<f32>,
     items: ArrayView2<f32>,
@@ -199,11 +234,10 @@ pub fn top_k_with(
         None => None,
         Some(lists) => Some(sorted_exclusions(lists, nq, ni)?),
     };
-    if opts.kernel == Kernel::Auto
+    if opts.kernel.resolve()? == Kernel::Bf16Filter
         && nq > 0
         && ni > 0
         && (1..=crate::bf16_filter::MAX_DIM).contains(&d)
-        && crate::bf16_filter::supported()
     {
         let mut lists =
             crate::bf16_filter::search(queries, items, k, exclude.as_deref(), opts.item_block);
