@@ -1,5 +1,6 @@
 //! The bf16 MLP against brute force in f64 on the same bf16-rounded inputs, against the f32
-//! MLP within the bound of bf16 rounding, and its f32 fallback against the graph.
+//! MLP within the bound of bf16 rounding, and its f32 fallback against the graph, bit for bit.
+//! Each test runs the f32 fallback everywhere and the bf16 kernel where the CPU has it.
 
 use dmtl_tensor::bf16::{self, round_bf16, to_bf16_precision, Backend, Bf16Mlp};
 use dmtl_tensor::nn::{Mlp, MlpConfig};
@@ -15,12 +16,24 @@ fn gamma(n: usize) -> f64 {
     n as f64 * U / (1.0 - n as f64 * U)
 }
 
-fn skip() -> bool {
-    if !bf16::available() {
-        println!("note: this CPU lacks AVX-512 BF16; bf16 kernel checks skipped");
-        return true;
+/// The backends this CPU runs: the f32 fallback everywhere, bf16 where the CPU has it.
+fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::F32];
+    if bf16::available() {
+        v.push(Backend::Bf16);
     }
-    false
+    v
+}
+
+/// The f32 fallback is the graph's arithmetic (same GEMM, bias and activation): bit for bit.
+fn assert_fallback_exact(packed: &Bf16Mlp, store: &ParamStore, mlp: &Mlp, x: &Array2<f32>) {
+    assert_eq!(packed.backend(), Backend::F32);
+    let got = packed.forward(x.view());
+    let want = f32_forward(store, mlp, x);
+    assert_eq!(got.dim(), want.dim());
+    for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "entry {i}: {a} vs {b}");
+    }
 }
 
 const ACTS: [Activation; 4] = [
@@ -74,13 +87,11 @@ fn f32_forward(store: &ParamStore, mlp: &Mlp, x: &Array2<f32>) -> Array2<f32> {
     g.take_value(y)
 }
 
-/// One layer: every output within f32 accumulation error of the f64 sum of the same bf16
-/// products (plus the f32 bias), through the activation.
+/// One layer: every output of the bf16 kernel within f32 accumulation error of the f64 sum of
+/// the same bf16 products (plus the f32 bias), through the activation; the f32 fallback's
+/// equal to the graph's.
 #[test]
 fn one_layer_matches_f64_brute_force_on_rounded_inputs() {
-    if skip() {
-        return;
-    }
     let mut worst = 0f64;
     for &(m, k, n) in &[
         (1, 1, 1),
@@ -91,10 +102,18 @@ fn one_layer_matches_f64_brute_force_on_rounded_inputs() {
         (500, 2, 50),
         (3, 300, 5),
     ] {
-        for (ai, &act) in ACTS.iter().enumerate() {
+        for ((ai, &act), backend) in ACTS
+            .iter()
+            .enumerate()
+            .flat_map(|a| backends().into_iter().map(move |b| (a, b)))
+        {
             let (store, mlp) = model(k, &[n], act, act, (m * 1000 + k * 10 + ai) as u64);
             let x = input(m, k, m as u64 + 7);
-            let packed = Bf16Mlp::new(&mlp, &store).unwrap();
+            let packed = Bf16Mlp::with_backend(&mlp, &store, backend).unwrap();
+            if backend == Backend::F32 {
+                assert_fallback_exact(&packed, &store, &mlp, &x);
+                continue;
+            }
             assert_eq!(packed.backend(), Backend::Bf16);
             let y = packed.forward(x.view());
             assert_eq!(y.dim(), (m, n));
@@ -134,14 +153,12 @@ fn one_layer_matches_f64_brute_force_on_rounded_inputs() {
     println!("one layer vs f64 on rounded inputs: worst error {worst:.3} of the bound");
 }
 
-/// The whole MLP against the f32 one: per layer the error grows by the f32 one through the
-/// weights and by bf16 rounding of inputs and weights, `(2 u_b + u_b^2 + 2 gamma) sum |x||w|`,
-/// propagated per output.
+/// The whole MLP against the f32 one: per layer the error of the bf16 kernel grows by the f32
+/// one through the weights and by bf16 rounding of inputs and weights,
+/// `(2 u_b + u_b^2 + 2 gamma) sum |x||w|`, propagated per output; the f32 fallback's output
+/// is the f32 one.
 #[test]
 fn mlp_stays_within_the_bf16_rounding_bound_of_f32() {
-    if skip() {
-        return;
-    }
     let mut worst = 0f64;
     for &(m, k, ref hidden) in &[
         (1usize, 112usize, vec![256usize, 128, 64]),
@@ -159,7 +176,18 @@ fn mlp_stays_within_the_bf16_rounding_bound_of_f32() {
         ] {
             let (store, mlp) = model(k, hidden, act, last, (m + k) as u64);
             let x = input(m, k, 3);
-            let got = Bf16Mlp::new(&mlp, &store).unwrap().forward(x.view());
+            assert_fallback_exact(
+                &Bf16Mlp::with_backend(&mlp, &store, Backend::F32).unwrap(),
+                &store,
+                &mlp,
+                &x,
+            );
+            if !bf16::available() {
+                continue;
+            }
+            let got = Bf16Mlp::with_backend(&mlp, &store, Backend::Bf16)
+                .unwrap()
+                .forward(x.view());
             let want = f32_forward(&store, &mlp, &x);
             assert_eq!(got.dim(), want.dim());
             let rel = 1.001 * (2.0 * UB + UB * UB);
@@ -210,7 +238,8 @@ fn mlp_stays_within_the_bf16_rounding_bound_of_f32() {
     println!("bf16 MLP vs f32: worst error {worst:.3} of the propagated bound");
 }
 
-/// The f32 fallback gives the graph's result (same GEMM, bias and activation).
+/// The f32 fallback gives the graph's result bit for bit (same GEMM, bias and activation);
+/// [`Bf16Mlp::new`] picks it exactly where the CPU lacks AVX-512 BF16.
 #[test]
 fn f32_fallback_matches_the_graph() {
     for &(m, k, ref hidden) in &[
@@ -222,13 +251,7 @@ fn f32_fallback_matches_the_graph() {
             let (store, mlp) = model(k, hidden, act, act, 5);
             let x = input(m, k, 4);
             let packed = Bf16Mlp::with_backend(&mlp, &store, Backend::F32).unwrap();
-            assert_eq!(packed.backend(), Backend::F32);
-            let got = packed.forward(x.view());
-            let want = f32_forward(&store, &mlp, &x);
-            assert_eq!(got.dim(), want.dim());
-            for (a, b) in got.iter().zip(want.iter()) {
-                assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
-            }
+            assert_fallback_exact(&packed, &store, &mlp, &x);
         }
     }
     // Choosing bf16 where the CPU cannot run it is an error, not a panic later.
@@ -242,6 +265,9 @@ fn f32_fallback_matches_the_graph() {
         Backend::F32
     };
     assert_eq!(auto.backend(), expected);
+    if expected == Backend::F32 {
+        assert_fallback_exact(&auto, &store, &mlp, &input(30, 3, 2));
+    }
 }
 
 /// A model without layers passes its input through; a wrong shape in the store is an error.
