@@ -1,10 +1,15 @@
-//! The bf16 filter of `Kernel::Auto` returns exactly the top K of the exact scores, on data
-//! built to make the filter's job hard: near-ties within the bf16 error, exact ties, zero
-//! vectors, norms spread over many orders of magnitude, tiny and odd shapes, non-finite and
-//! huge components. On a CPU without AVX-512 BF16 the same tests run the GEMM path.
+//! Every kernel against a full sort of its own scores, on data built to make the bf16
+//! filter's job hard: near-ties within the bf16 error, exact ties, zero vectors, norms spread
+//! over many orders of magnitude, tiny and odd shapes, non-finite and huge components.
+//!
+//! [`Kernel::Bf16Filter`] (where the CPU has AVX-512 BF16) must return exactly the top K of
+//! the exact scores; [`Kernel::Gemm`], which is what [`Kernel::Auto`] runs on other CPUs,
+//! exactly the top K of one GEMM's scores; [`Kernel::Auto`] exactly what the kernel it resolves
+//! to returns. All of them run on a CPU with AVX-512 BF16, so both paths are tested there.
 
 use dmtl_student::retrieval::{
-    bf16_filter_supported, top_k_with, Kernel, SearchOptions, Threading, TopK, PAD_INDEX,
+    bf16_filter_supported, top_k_with, Kernel, RetrievalError, SearchOptions, Threading, TopK,
+    PAD_INDEX,
 };
 use ndarray::{Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
@@ -35,18 +40,21 @@ fn exact(q: &[f32], x: &[f32]) -> f32 {
     s as f32
 }
 
-/// Full sort of every item by exact score, higher first, lower index among equals.
-fn brute(q: &Array2<f32>, items: &Array2<f32>, k: usize, exclude: Option<&[Vec<u32>]>) -> TopK {
-    let mut indices = Array2::from_elem((q.nrows(), k), PAD_INDEX);
-    let mut scores = Array2::from_elem((q.nrows(), k), f32::NEG_INFINITY);
-    for (r, qrow) in q.rows().into_iter().enumerate() {
-        let qs = qrow.to_vec();
-        let mut all: Vec<(f32, u32)> = items
-            .rows()
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| exclude.is_none_or(|e| !e[r].contains(&(*i as u32))))
-            .map(|(i, row)| (exact(&qs, &row.to_vec()), i as u32))
+/// Top K of a full sort of the scores `score(query, item)`, higher first, lower index among
+/// equals, NaN scores and excluded items left out.
+fn full_sort(
+    nq: usize,
+    ni: usize,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+    score: impl Fn(usize, usize) -> f32,
+) -> TopK {
+    let mut indices = Array2::from_elem((nq, k), PAD_INDEX);
+    let mut scores = Array2::from_elem((nq, k), f32::NEG_INFINITY);
+    for r in 0..nq {
+        let mut all: Vec<(f32, u32)> = (0..ni)
+            .filter(|&i| exclude.is_none_or(|e| !e[r].contains(&(i as u32))))
+            .map(|i| (score(r, i), i as u32))
             .filter(|c| !c.0.is_nan())
             .collect();
         all.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
@@ -58,44 +66,179 @@ fn brute(q: &Array2<f32>, items: &Array2<f32>, k: usize, exclude: Option<&[Vec<u
     TopK { indices, scores }
 }
 
+/// Full sort of every item by exact score: what the bf16 filter must return.
+fn brute(q: &Array2<f32>, items: &Array2<f32>, k: usize, exclude: Option<&[Vec<u32>]>) -> TopK {
+    let rows: Vec<Vec<f32>> = items.rows().into_iter().map(|r| r.to_vec()).collect();
+    let qs: Vec<Vec<f32>> = q.rows().into_iter().map(|r| r.to_vec()).collect();
+    full_sort(q.nrows(), items.nrows(), k, exclude, |r, i| {
+        exact(&qs[r], &rows[i])
+    })
+}
+
+/// Every item's score as the GEMM path with options `o` computes it, NaN where none: a search
+/// for all items returns them all (the tiling does not depend on K). Each must be within the
+/// error of an f32 dot product summed in any order of the exact score, so the scores are the
+/// items' own; which bits a BLAS rounds to depends on its blocking, and is not checked.
+fn gemm_scores(q: &Array2<f32>, items: &Array2<f32>, o: SearchOptions) -> Array2<f32> {
+    let (nq, ni) = (q.nrows(), items.nrows());
+    let o = SearchOptions {
+        kernel: Kernel::Gemm,
+        ..o
+    };
+    let all = top_k_with(q.view(), items.view(), ni, None, o).unwrap();
+    let u = 2f64.powi(-24);
+    let n = q.ncols() as f64 + 2.0;
+    let gamma = n * u / (1.0 - n * u);
+    let mut s = Array2::from_elem((nq, ni), f32::NAN);
+    for r in 0..nq {
+        let qr = q.row(r).to_vec();
+        for j in 0..ni {
+            let i = all.indices[[r, j]];
+            if i == PAD_INDEX {
+                break;
+            }
+            let (i, got) = (i as usize, all.scores[[r, j]]);
+            assert!(s[[r, i]].is_nan(), "query {r}: item {i} twice, {o:?}");
+            let x = items.row(i).to_vec();
+            let want = exact(&qr, &x);
+            if want.is_finite() {
+                let abs: f64 = qr
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| (*a as f64 * *b as f64).abs())
+                    .sum();
+                let bound = gamma * abs + u * (want as f64).abs() + n * 1e-38;
+                let err = (got as f64 - want as f64).abs();
+                assert!(err <= bound, "query {r} item {i}: {got} vs {want}, {o:?}");
+            } else {
+                assert_eq!(got, want, "query {r} item {i}, {o:?}");
+            }
+            s[[r, i]] = got;
+        }
+        for i in 0..ni {
+            let eligible = !exact(&qr, &items.row(i).to_vec()).is_nan();
+            assert_eq!(!s[[r, i]].is_nan(), eligible, "query {r} item {i}, {o:?}");
+        }
+    }
+    s
+}
+
+/// Full sort of every item by its score under the GEMM path with options `o`: what that path
+/// must return, bit for bit.
+fn brute_gemm(scores: &Array2<f32>, k: usize, exclude: Option<&[Vec<u32>]>) -> TopK {
+    full_sort(scores.nrows(), scores.ncols(), k, exclude, |r, i| {
+        scores[[r, i]]
+    })
+}
+
+/// The kernels this CPU runs: the GEMM path everywhere (as `Auto` on other CPUs), the bf16
+/// filter where the CPU has it, and `Auto`.
+fn kernels() -> Vec<Kernel> {
+    let mut v = vec![Kernel::Auto, Kernel::Gemm];
+    if bf16_filter_supported() {
+        v.push(Kernel::Bf16Filter);
+    }
+    v
+}
+
 fn options() -> Vec<SearchOptions> {
     let auto = SearchOptions::default();
     assert_eq!(auto.kernel, Kernel::Auto);
-    vec![
-        auto,
-        SearchOptions {
-            item_block: 40,
-            ..auto
-        },
-        SearchOptions {
-            query_block: 7,
-            item_block: 1,
-            threading: Threading::BlasThreads,
-            kernel: Kernel::Auto,
-        },
-    ]
+    let mut v = vec![];
+    for kernel in kernels() {
+        v.extend([
+            SearchOptions { kernel, ..auto },
+            SearchOptions {
+                item_block: 40,
+                kernel,
+                ..auto
+            },
+            SearchOptions {
+                query_block: 7,
+                item_block: 1,
+                threading: Threading::BlasThreads,
+                kernel,
+            },
+        ]);
+    }
+    v
 }
 
-/// Exact equality with the brute force: indices, and scores bit for bit.
+/// The result a search with options `o` must give: the exact brute force where `o` resolves
+/// to the bf16 filter, the full sort of the GEMM path's scores where it resolves to the GEMM.
+fn expected(
+    o: SearchOptions,
+    q: &Array2<f32>,
+    items: &Array2<f32>,
+    k: usize,
+    exclude: Option<&[Vec<u32>]>,
+) -> TopK {
+    match o.kernel.resolve().unwrap() {
+        Kernel::Bf16Filter => brute(q, items, k, exclude),
+        Kernel::Gemm => brute_gemm(&gemm_scores(q, items, o), k, exclude),
+        Kernel::Auto => panic!("Auto resolves to a concrete kernel"),
+    }
+}
+
+/// Exact equality with the brute force of the kernel in use: indices, and scores bit for bit.
 fn check(q: &Array2<f32>, items: &Array2<f32>, ks: &[usize], what: &str) {
-    for &k in ks {
-        let want = brute(q, items, k, None);
-        for o in options() {
+    for o in options() {
+        // The GEMM path's scores once per tiling, not once per K.
+        let gemm = (o.kernel.resolve() == Ok(Kernel::Gemm)).then(|| gemm_scores(q, items, o));
+        for &k in ks {
             let got = top_k_with(q.view(), items.view(), k, None, o).unwrap();
-            if bf16_filter_supported() {
-                assert_eq!(got, want, "{what}, k={k}, {o:?}");
-            } else {
-                // The GEMM path rounds differently; the indices still agree away from ties.
-                assert_eq!(got.indices.dim(), want.indices.dim(), "{what}");
-            }
+            let want = match &gemm {
+                Some(scores) => brute_gemm(scores, k, None),
+                None => expected(o, q, items, k, None),
+            };
+            assert_eq!(got, want, "{what}, k={k}, {o:?}");
         }
     }
 }
 
+/// `Auto` names the kernel it runs: the bf16 filter exactly where the CPU has AVX-512 BF16,
+/// otherwise the GEMM path; asking for the filter on a CPU without it is an error, and
+/// `Auto`'s result is that of the kernel it names.
 #[test]
 fn reports_the_kernel_in_use() {
-    // Not an assertion on the hardware: says which path the other tests exercised.
-    eprintln!("bf16 filter supported: {}", bf16_filter_supported());
+    let supported = bf16_filter_supported();
+    assert_eq!(supported, dmtl_tensor::bf16::available());
+    eprintln!("bf16 filter supported: {supported}");
+    assert_eq!(Kernel::Gemm.resolve(), Ok(Kernel::Gemm));
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let items = normal(300, 24, &mut rng);
+    let q = normal(5, 24, &mut rng);
+    let run = |kernel| {
+        let o = SearchOptions {
+            kernel,
+            ..SearchOptions::default()
+        };
+        top_k_with(q.view(), items.view(), 10, None, o)
+    };
+    let gemm = run(Kernel::Gemm).unwrap();
+    let gemm_opts = SearchOptions {
+        kernel: Kernel::Gemm,
+        ..SearchOptions::default()
+    };
+    assert_eq!(gemm, expected(gemm_opts, &q, &items, 10, None));
+    if supported {
+        assert_eq!(Kernel::Auto.resolve(), Ok(Kernel::Bf16Filter));
+        assert_eq!(Kernel::Bf16Filter.resolve(), Ok(Kernel::Bf16Filter));
+        let filter = run(Kernel::Bf16Filter).unwrap();
+        assert_eq!(filter, brute(&q, &items, 10, None));
+        assert_eq!(run(Kernel::Auto).unwrap(), filter);
+    } else {
+        assert_eq!(Kernel::Auto.resolve(), Ok(Kernel::Gemm));
+        assert!(matches!(
+            Kernel::Bf16Filter.resolve(),
+            Err(RetrievalError::BadOption(_))
+        ));
+        assert!(matches!(
+            run(Kernel::Bf16Filter),
+            Err(RetrievalError::BadOption(_))
+        ));
+        assert_eq!(run(Kernel::Auto).unwrap(), gemm);
+    }
 }
 
 #[test]
@@ -157,12 +300,17 @@ fn exact_ties_and_zero_vectors() {
     check(&q, &items, &[1, 50, 999, 1000], "ties and zeros");
     // Nothing but zeros: indices 0..k, scores 0.
     let z = Array2::<f32>::zeros((100, 64));
-    let r = top_k_with(z.view(), z.view(), 7, None, SearchOptions::default()).unwrap();
-    assert!(r
-        .indices
-        .rows()
-        .into_iter()
-        .all(|row| row.to_vec() == (0..7).collect::<Vec<u32>>()));
+    for o in options() {
+        let r = top_k_with(z.view(), z.view(), 7, None, o).unwrap();
+        assert!(
+            r.indices
+                .rows()
+                .into_iter()
+                .all(|row| row.to_vec() == (0..7).collect::<Vec<u32>>()),
+            "{o:?}"
+        );
+        assert!(r.scores.iter().all(|&s| s == 0.0), "{o:?}");
+    }
 }
 
 #[test]
@@ -195,33 +343,39 @@ fn non_finite_and_huge_components() {
     items[[200, 1]] = 3e18;
     let q = normal(16, 64, &mut rng);
     check(&q, &items, &[1, 10, 600], "bad items");
-    // Queries the filter does not take go through the GEMM path: scores may differ from the
-    // f64 brute force in the last bits, so compare indices of the clean queries only.
+    // Queries the filter does not take go through the GEMM path even under the filter: their
+    // rows are the GEMM brute force's, the other rows the exact one's.
     let mut q2 = q.clone();
     q2[[2, 2]] = f32::NAN;
     q2[[3, 3]] = 1e20;
-    let clean = [0usize, 1, 4, 5, 15];
+    let unbounded = [2usize, 3];
+    let sub = q2.select(Axis(0), &unbounded);
     for o in options() {
         let got = top_k_with(q2.view(), items.view(), 10, None, o).unwrap();
-        let want = brute(&q2, &items, 10, None);
-        for &r in &clean {
-            assert_eq!(got.indices.row(r), want.indices.row(r), "query {r}, {o:?}");
+        let want = expected(o, &q2, &items, 10, None);
+        let gemm_sub = expected(
+            SearchOptions {
+                kernel: Kernel::Gemm,
+                ..o
+            },
+            &sub,
+            &items,
+            10,
+            None,
+        );
+        for r in 0..q2.nrows() {
+            let want = match unbounded.iter().position(|&u| u == r) {
+                // The GEMM path over the unbounded queries alone.
+                Some(j) if o.kernel.resolve().unwrap() == Kernel::Bf16Filter => {
+                    (gemm_sub.indices.row(j), gemm_sub.scores.row(j))
+                }
+                _ => (want.indices.row(r), want.scores.row(r)),
+            };
+            assert_eq!(got.indices.row(r), want.0, "query {r}, {o:?}");
+            assert_eq!(got.scores.row(r), want.1, "query {r}, {o:?}");
         }
         // The NaN query scores NaN everywhere: nothing is eligible.
         assert!(got.indices.row(2).iter().all(|&i| i == PAD_INDEX));
-        // Query 3 is dominated by its huge component: the best item has the largest x_3.
-        let best = got.indices[[3, 0]] as usize;
-        let want_best = (0..600)
-            .filter(|&i| !exact(&q2.row(3).to_vec(), &items.row(i).to_vec()).is_nan())
-            .max_by(|&a, &b| {
-                let (sa, sb) = (
-                    exact(&q2.row(3).to_vec(), &items.row(a).to_vec()),
-                    exact(&q2.row(3).to_vec(), &items.row(b).to_vec()),
-                );
-                sa.partial_cmp(&sb).unwrap().then(b.cmp(&a))
-            })
-            .unwrap();
-        assert_eq!(best, want_best, "{o:?}");
     }
 }
 
@@ -241,12 +395,13 @@ fn exclusions_with_the_filter() {
         })
         .collect();
     for k in [1, 25, 1990] {
-        let want = brute(&q, &items, k, Some(&exclude));
         for o in options() {
             let got = top_k_with(q.view(), items.view(), k, Some(&exclude), o).unwrap();
-            if bf16_filter_supported() {
-                assert_eq!(got, want, "k={k} {o:?}");
-            }
+            assert_eq!(
+                got,
+                expected(o, &q, &items, k, Some(&exclude)),
+                "k={k} {o:?}"
+            );
         }
     }
 }
