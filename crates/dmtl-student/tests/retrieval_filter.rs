@@ -98,6 +98,7 @@ fn gemm_scores(q: &Array2<f32>, items: &Array2<f32>, o: SearchOptions) -> Array2
                 break;
             }
             let (i, got) = (i as usize, all.scores[[r, j]]);
+            assert!(i < ni, "query {r}: item {i} of {ni}, {o:?}");
             assert!(s[[r, i]].is_nan(), "query {r}: item {i} twice, {o:?}");
             let x = items.row(i).to_vec();
             let want = exact(&qr, &x);
