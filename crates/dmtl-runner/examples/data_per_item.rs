@@ -3,14 +3,17 @@
 //! corpus shrunk, so that impressions per item rise, one run per corpus size.
 //!
 //! ```text
-//! cargo run --release -p dmtl-runner --example data_per_item -- OUT_DIR [N_ITEMS ...]
+//! cargo run --release -p dmtl-runner --example data_per_item -- OUT_DIR [--student-lr LR] [N_ITEMS ...]
 //! ```
+//!
+//! `--student-lr` replaces the two-tower models' learning rate of the demo (3e-3).
 //!
 //! Writes `OUT_DIR/data_per_item.csv` (one row per corpus size and model: long-read AUC and
 //! GAUC, true reading seconds of the top-K, click-bait share, best epoch) and
 //! `OUT_DIR/data_per_item.svg` (long-read AUC and true reading seconds against impressions per
-//! item). Each run's own folder (`OUT_DIR/items-N/`) keeps its report. Default corpus sizes:
-//! 32,000, 16,000, 8,000 and 4,000 items.
+//! item). Each run's own folder (`OUT_DIR/items-N/`) keeps its report; a folder that already
+//! holds a finished run's `metrics.json` is read back instead of run again. Default corpus
+//! sizes: 20,000, 10,000, 5,000 (the demo's) and 2,500 items.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use anyhow::{anyhow, Context, Result};
 use dmtl_runner::config::{demo_config, Scale};
 use dmtl_runner::plots::model_colour;
 use dmtl_runner::progress::Progress;
-use dmtl_runner::run::{run_pipeline, ModelResult};
+use dmtl_runner::run::{run_pipeline, ModelResult, RunMetrics};
 use plotters::prelude::*;
 
 /// The models drawn, in legend order.
@@ -28,13 +31,25 @@ const MODELS: [&str; 6] = ["teacher", "dmtl", "b2", "b3-mse", "b3-wlr", "b1"];
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let out = PathBuf::from(args.next().ok_or_else(|| {
-        anyhow!("usage: data_per_item OUT_DIR [N_ITEMS ...]")
+        anyhow!("usage: data_per_item OUT_DIR [--student-lr LR] [N_ITEMS ...]")
     })?);
-    let mut sizes: Vec<usize> = args
-        .map(|a| a.parse().with_context(|| format!("N_ITEMS `{a}` is not a count")))
-        .collect::<Result<_>>()?;
+    let mut student_lr: Option<f32> = None;
+    let mut sizes: Vec<usize> = Vec::new();
+    while let Some(a) = args.next() {
+        if a == "--student-lr" {
+            let v = args.next().unwrap_or_default();
+            student_lr = Some(
+                v.parse()
+                    .ok()
+                    .filter(|x: &f32| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| anyhow!("--student-lr `{v}` is not a positive number"))?,
+            );
+        } else {
+            sizes.push(a.parse().with_context(|| format!("N_ITEMS `{a}` is not a count"))?);
+        }
+    }
     if sizes.is_empty() {
-        sizes = vec![32_000, 16_000, 8_000, 4_000];
+        sizes = vec![20_000, 10_000, 5_000, 2_500];
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let progress = Progress::new(true);
@@ -46,13 +61,25 @@ fn main() -> Result<()> {
     );
     for &n_items in &sizes {
         let mut cfg = demo_config(Scale::Default, 1);
+        if let Some(lr) = student_lr {
+            cfg.student.train.lr = lr;
+        }
         let sim = cfg.simulator.as_mut().expect("the demo simulates");
         sim.n_items = n_items;
         let per_item = sim.n_impressions as f64 / n_items as f64;
         cfg.validate("<data_per_item>")?;
         let dir = out.join(format!("items-{n_items}"));
         eprintln!("{n_items} items ({per_item:.0} impressions per item) -> {}", dir.display());
-        let m = run_pipeline(&cfg, &dir, "demo", 1, &progress)?;
+        // A finished run of the same corpus size is read back, not repeated, so a stopped
+        // sweep continues where it stopped.
+        let done = dir.join("metrics.json");
+        let m: RunMetrics = if done.is_file() {
+            let text = std::fs::read_to_string(&done)
+                .with_context(|| format!("reading {}", done.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", done.display()))?
+        } else {
+            run_pipeline(&cfg, &dir, "demo", 1, &progress)?
+        };
         for r in &m.models {
             let o = r.offline.as_ref();
             let t = r.retrieval.as_ref();
