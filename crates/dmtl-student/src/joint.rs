@@ -163,12 +163,12 @@ impl JointTrainer {
         &mut self,
         train: &Dataset,
         valid: Option<&Dataset>,
-        state: Option<&dmtl_teacher::train::state::StateDir>,
+        state: Option<&dmtl_train::StateDir>,
         mut progress: impl FnMut(&TrainEvent),
     ) -> Result<TrainHistory> {
         let opts: TrainOptions = self.student.config().train.clone();
         let fingerprint = {
-            use dmtl_teacher::train::state::config_value;
+            use dmtl_train::state::config_value;
             let mut t = toml::Table::new();
             t.insert("teacher".into(), config_value(self.teacher.config())?);
             t.insert("student".into(), config_value(self.student.config())?);

@@ -35,7 +35,7 @@ pub mod train;
 pub mod two_tower;
 
 pub use config::{Similarity, StudentConfig, TrainOptions};
-pub use dmtl_teacher::TrainError;
+pub use dmtl_train::TrainError;
 pub use error::{Result, StudentError};
 pub use inference::{Precision, UserEncoder};
 pub use joint::{JointLoss, JointTrainer};

@@ -2,8 +2,8 @@
 //! objective, epochs of Adam, validation after each epoch, early stopping on the long-read AUC.
 
 use dmtl_data::{Batch, BatchSource, Dataset};
-use dmtl_teacher::train::epochs::{self, Step, Trainee};
-use dmtl_teacher::train::state::{self, StateDir};
+use dmtl_train::epochs::{self, Step, Trainee};
+use dmtl_train::state::{self, StateDir};
 use dmtl_tensor::optim::Adam;
 use dmtl_tensor::{Grads, ParamStore};
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,7 @@ impl<S: FnMut(&ParamStore, &Batch) -> Result<StepLoss>> Trainee for StudentRun<'
 }
 
 /// Two-stage and joint training under the epoch loop shared with the teacher
-/// ([`dmtl_teacher::train::epochs::run`]): `step` computes each batch's loss and gradients on
+/// ([`dmtl_train::epochs::run`]): `step` computes each batch's loss and gradients on
 /// the store (the update, its checks and clipping are the loop's), validation scores `valid`
 /// with `towers`; the training state lives in `state` under the model name `model` with
 /// configuration `fingerprint`.
@@ -149,10 +149,7 @@ pub(crate) fn run_epochs(
 }
 
 pub(crate) fn check_labelled(name: &str, data: &Dataset) -> Result<()> {
-    epochs::check_labelled(name, data).map_err(|e| match e {
-        dmtl_teacher::TeacherError::Data(m) => StudentError::Data(m),
-        e => e.into(),
-    })
+    Ok(epochs::check_labelled(name, data)?)
 }
 
 impl Student {
@@ -182,8 +179,8 @@ impl Student {
     }
 
     /// [`Student::train`] from any [`BatchSource`], optionally keeping a training state in
-    /// `state.dir` that an interrupted run resumes from, exactly as
-    /// [`dmtl_teacher::Teacher::train_from`] does (`teacher` then holds one score per row of
+    /// `state.dir` that an interrupted run resumes from, exactly as the teacher's
+    /// `train_from` does (`teacher` then holds one score per row of
     /// the source, indexed by `Batch::rows`).
     pub fn train_from(
         &mut self,

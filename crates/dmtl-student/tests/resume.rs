@@ -10,7 +10,7 @@ use dmtl_student::{
     JointTrainer, ObjectiveConfig, Student, StudentConfig, StudentError, TrainError, TrainHistory,
     TrainOptions,
 };
-use dmtl_teacher::train::state::StateDir;
+use dmtl_train::StateDir;
 use dmtl_teacher::{Teacher, TeacherConfig};
 
 fn config() -> StudentConfig {
