@@ -18,8 +18,8 @@
 //! assert_eq!(cfg.train.batch_size, 1024);
 //! ```
 
-pub use dmtl_teacher::config::TrainOptions;
-use dmtl_teacher::FieldEmbeddingConfig;
+pub use dmtl_train::config::TrainOptions;
+use dmtl_train::FieldEmbeddingConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StudentError};

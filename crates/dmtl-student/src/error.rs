@@ -39,9 +39,10 @@ pub enum StudentError {
     /// Parameters could not be saved or loaded (the message names the tensor).
     #[error(transparent)]
     Tensor(#[from] TensorError),
-    /// An error of the teacher (joint training) or of the shared field embeddings.
+    /// A training state could not be written, read, or does not belong to this model and
+    /// configuration (the message names the file and the key or tensor).
     #[error(transparent)]
-    Teacher(#[from] dmtl_teacher::TeacherError),
+    State(#[from] dmtl_train::StateError),
     /// An error of the data crate (vocabularies, encoding).
     #[error(transparent)]
     DataCrate(#[from] dmtl_data::DataError),
@@ -51,7 +52,24 @@ pub enum StudentError {
     /// Training diverged, every batch of an epoch was skipped, or training stopped on
     /// request (the loop shared with the teacher).
     #[error(transparent)]
-    Train(#[from] dmtl_teacher::TrainError),
+    Train(#[from] dmtl_train::TrainError),
+}
+
+impl From<dmtl_train::InputError> for StudentError {
+    fn from(e: dmtl_train::InputError) -> StudentError {
+        match e {
+            dmtl_train::InputError::Config {
+                origin,
+                key,
+                message,
+            } => StudentError::Config {
+                origin,
+                key,
+                message,
+            },
+            dmtl_train::InputError::Data(m) => StudentError::Data(m),
+        }
+    }
 }
 
 impl StudentError {

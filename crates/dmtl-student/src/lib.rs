@@ -7,9 +7,10 @@
 //! - [`objective`]: [`ObjectiveConfig`] (from `dmtl-loss`) — DMTL distillation (soft BCE, KL with a temperature,
 //!   MSE on logits, mixed with the hard label by `alpha`) and the competitors B1 (clicks),
 //!   B2 (hard long reads), B3 (log-duration regression, weighted logistic regression).
-//! - [`train`]: [`Student::train`] (two-stage: teacher scores precomputed) with validation and
-//!   early stopping on the long-read AUC; [`joint`]: [`JointTrainer`] (teacher and student in
-//!   one loop, the distillation gradient stopped at the teacher).
+//! - [`train`]: [`Student::train`] (two-stage: the teacher's scores precomputed and given as
+//!   data, one probability per row, from any scorer) with validation and early stopping on the
+//!   long-read AUC, under the epoch loop of `dmtl-train`. Training the teacher and the student
+//!   in one loop (joint training) lives above both models, in `dmtl-joint`.
 //! - [`step`]: the loss and gradient of one batch, in data-parallel row shards.
 //! - [`retrieval`]: exact top-K by inner product over the item matrix.
 //! - [`inference`]: [`UserEncoder`] — user vectors with the MLP in f32 or, optionally, bf16.
@@ -26,7 +27,6 @@ pub mod error;
 pub mod eval;
 pub mod export;
 pub mod inference;
-pub mod joint;
 pub mod objective;
 pub mod retrieval;
 pub mod step;
@@ -35,10 +35,9 @@ pub mod train;
 pub mod two_tower;
 
 pub use config::{Similarity, StudentConfig, TrainOptions};
-pub use dmtl_teacher::TrainError;
+pub use dmtl_train::TrainError;
 pub use error::{Result, StudentError};
 pub use inference::{Precision, UserEncoder};
-pub use joint::{JointLoss, JointTrainer};
 pub use objective::{DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Targets};
 pub use train::{EpochReport, StudentLosses, TrainEvent, TrainHistory, ValidReport};
 pub use two_tower::{Student, TwoTower};

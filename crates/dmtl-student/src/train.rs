@@ -2,10 +2,10 @@
 //! objective, epochs of Adam, validation after each epoch, early stopping on the long-read AUC.
 
 use dmtl_data::{Batch, BatchSource, Dataset};
-use dmtl_teacher::train::epochs::{self, Step, Trainee};
-use dmtl_teacher::train::state::{self, StateDir};
 use dmtl_tensor::optim::Adam;
 use dmtl_tensor::{Grads, ParamStore};
+use dmtl_train::epochs::{self, Step, Trainee};
+use dmtl_train::state::{self, StateDir};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
@@ -55,9 +55,12 @@ pub type TrainHistory = epochs::TrainHistory<StudentLosses, ValidReport>;
 
 /// The loss of one batch: the value to differentiate, under joint training the teacher's
 /// part, and the gradients.
-pub(crate) struct StepLoss {
+pub struct StepLoss {
+    /// The gradients of `total` with respect to the store's parameters.
     pub grads: Grads,
+    /// The batch's mean total loss.
     pub total: f32,
+    /// Under joint training, the teacher's part of `total`; `None` otherwise.
     pub teacher: Option<f32>,
 }
 
@@ -119,12 +122,13 @@ impl<S: FnMut(&ParamStore, &Batch) -> Result<StepLoss>> Trainee for StudentRun<'
 }
 
 /// Two-stage and joint training under the epoch loop shared with the teacher
-/// ([`dmtl_teacher::train::epochs::run`]): `step` computes each batch's loss and gradients on
+/// ([`dmtl_train::epochs::run`]): `step` computes each batch's loss and gradients on
 /// the store (the update, its checks and clipping are the loop's), validation scores `valid`
 /// with `towers`; the training state lives in `state` under the model name `model` with
-/// configuration `fingerprint`.
+/// configuration `fingerprint`. The model name `joint` reports the teacher's part of each
+/// step's loss as [`StudentLosses::teacher_loss`].
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_epochs(
+pub fn run_epochs(
     store: &mut ParamStore,
     towers: &TwoTower,
     opts: &TrainOptions,
@@ -148,11 +152,10 @@ pub(crate) fn run_epochs(
     epochs::run(&mut run, train, opts, model, fingerprint, state, progress)
 }
 
-pub(crate) fn check_labelled(name: &str, data: &Dataset) -> Result<()> {
-    epochs::check_labelled(name, data).map_err(|e| match e {
-        dmtl_teacher::TeacherError::Data(m) => StudentError::Data(m),
-        e => e.into(),
-    })
+/// Fails, naming the set (`training`, `validation`), when `data` is unlabelled or holds a
+/// label out of range.
+pub fn check_labelled(name: &str, data: &Dataset) -> Result<()> {
+    Ok(epochs::check_labelled(name, data)?)
 }
 
 impl Student {
@@ -182,8 +185,8 @@ impl Student {
     }
 
     /// [`Student::train`] from any [`BatchSource`], optionally keeping a training state in
-    /// `state.dir` that an interrupted run resumes from, exactly as
-    /// [`dmtl_teacher::Teacher::train_from`] does (`teacher` then holds one score per row of
+    /// `state.dir` that an interrupted run resumes from, exactly as the teacher's
+    /// `train_from` does (`teacher` then holds one score per row of
     /// the source, indexed by `Batch::rows`).
     pub fn train_from(
         &mut self,

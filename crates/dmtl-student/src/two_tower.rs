@@ -16,10 +16,10 @@
 use std::path::Path;
 
 use dmtl_data::{Batch, Dataset, FieldData, Schema, Side, Vocabularies};
-use dmtl_teacher::FieldEmbeddings;
 use dmtl_tensor::nn::{Mlp, MlpConfig};
 use dmtl_tensor::parallel::forward_rows;
 use dmtl_tensor::{Activation, Graph, ParamStore, Var};
+use dmtl_train::FieldEmbeddings;
 use ndarray::{Array2, Axis, Zip};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -1,12 +1,12 @@
 //! Reliability of the student: same seed gives the same bytes, and bad checkpoints (truncated,
-//! another model's, other widths) are errors naming the file and the tensor.
+//! other widths) are errors naming the file and the tensor (another model's: in dmtl-joint's
+//! tests/checkpoints.rs, which has both models).
 
 use std::path::Path;
 
 use dmtl_data::{Dataset, Schema, Vocabularies};
 use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
 use dmtl_student::{ObjectiveConfig, Student, StudentConfig, TrainOptions};
-use dmtl_teacher::{Teacher, TeacherConfig};
 
 fn config(user: Vec<usize>, epochs: usize) -> StudentConfig {
     StudentConfig {
@@ -92,57 +92,6 @@ fn a_truncated_checkpoint_names_the_file() {
             .to_string();
         assert!(err.contains("student.safetensors"), "cut {cut}: {err}");
     }
-}
-
-#[test]
-fn another_models_checkpoint_names_the_file_and_a_tensor() {
-    let dir = tempfile::tempdir().unwrap();
-    let (s_dir, t_dir) = (dir.path().join("student"), dir.path().join("teacher"));
-    let (schema, vocabs) = saved_student(&s_dir, config(vec![16, 8], 1));
-    Teacher::new(TeacherConfig::default(), &schema, &vocabs)
-        .unwrap()
-        .save(&t_dir)
-        .unwrap();
-
-    // A student's weights where the teacher's should be.
-    std::fs::copy(
-        s_dir.join("student.safetensors"),
-        t_dir.join("teacher.safetensors"),
-    )
-    .unwrap();
-    let err = Teacher::load(&t_dir, &schema, &vocabs)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("teacher.safetensors") && err.contains("`teacher.") && err.contains("missing"),
-        "{err}"
-    );
-
-    // A teacher's weights where the student's should be.
-    let t_weights = dir.path().join("t.safetensors");
-    Teacher::new(TeacherConfig::default(), &schema, &vocabs)
-        .unwrap()
-        .store()
-        .save(&t_weights)
-        .unwrap();
-    std::fs::copy(&t_weights, s_dir.join("student.safetensors")).unwrap();
-    let err = Student::load(&s_dir, &schema, &vocabs)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("student.safetensors") && err.contains("missing"),
-        "{err}"
-    );
-
-    // A student's configuration read as a teacher's: the unknown key and the file are named.
-    std::fs::copy(s_dir.join("student.toml"), t_dir.join("teacher.toml")).unwrap();
-    let err = Teacher::load(&t_dir, &schema, &vocabs)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("teacher.toml") && err.contains("user_layers"),
-        "{err}"
-    );
 }
 
 #[test]

@@ -1,17 +1,15 @@
-//! Resuming the student's training (two-stage distillation and joint): a run stopped
-//! mid-epoch or at an epoch boundary and resumed from its state ends with the same bytes and
-//! metrics as a run never stopped.
+//! Resuming the student's training (two-stage distillation; joint training: dmtl-joint's
+//! tests/resume.rs): a run stopped mid-epoch or at an epoch boundary and resumed from its
+//! state ends with the same bytes and metrics as a run never stopped.
 
 use std::path::Path;
 
 use dmtl_data::{Dataset, Schema, Vocabularies};
 use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
 use dmtl_student::{
-    JointTrainer, ObjectiveConfig, Student, StudentConfig, StudentError, TrainError, TrainHistory,
-    TrainOptions,
+    ObjectiveConfig, Student, StudentConfig, StudentError, TrainError, TrainHistory, TrainOptions,
 };
-use dmtl_teacher::train::state::StateDir;
-use dmtl_teacher::{Teacher, TeacherConfig};
+use dmtl_train::StateDir;
 
 fn config() -> StudentConfig {
     StudentConfig {
@@ -105,49 +103,4 @@ fn distillation_stopped_and_resumed_ends_with_the_same_bytes_and_metrics() {
         err.contains("state.toml") && err.contains("config.item_layers"),
         "{err}"
     );
-}
-
-fn joint(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>, Vec<u8>) {
-    let (schema, vocabs, train, valid, _) = setup();
-    let tcfg = TeacherConfig {
-        n_experts: 2,
-        expert_hidden: vec![8],
-        tower_hidden: vec![4],
-        ..TeacherConfig::default()
-    };
-    for (k, stop) in stops.iter().enumerate() {
-        let mut cfg = config();
-        cfg.train.stop_after_batches = *stop;
-        let teacher = Teacher::new(tcfg.clone(), &schema, &vocabs).unwrap();
-        let student = Student::new(cfg, &schema, &vocabs).unwrap();
-        let mut j = JointTrainer::new(teacher, student, &schema, &vocabs).unwrap();
-        let state = if k == 0 {
-            StateDir::fresh(dir)
-        } else {
-            StateDir::resume(dir)
-        };
-        match j.train_from(&train, Some(&valid), Some(&state), |_| {}) {
-            Ok(h) => {
-                let (t, s) = j.into_parts();
-                return (
-                    timeless(h),
-                    t.store().to_safetensors_bytes(),
-                    s.store().to_safetensors_bytes(),
-                );
-            }
-            Err(StudentError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    panic!("the last piece must run to the end")
-}
-
-#[test]
-fn joint_training_stopped_and_resumed_ends_with_the_same_bytes_and_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let whole = joint(&dir.path().join("whole"), &[None]);
-    let pieces = joint(&dir.path().join("pieces"), &[Some(13), Some(24), None]);
-    assert_eq!(pieces.0, whole.0);
-    assert!(pieces.1 == whole.1, "teacher parameters differ");
-    assert!(pieces.2 == whole.2, "student parameters differ");
 }

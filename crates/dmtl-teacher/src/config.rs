@@ -19,7 +19,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TeacherError};
-use crate::features::FieldEmbeddingConfig;
+pub use dmtl_train::config::{OnNonFinite, TrainOptions};
+use dmtl_train::FieldEmbeddingConfig;
 
 /// How the tasks share the field embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,66 +57,8 @@ pub struct TeacherConfig {
     pub train: TrainOptions,
 }
 
-/// Training settings, the `[train]` table of the teacher's and of the student's
-/// configuration alike; [`crate::train::epochs::run`] follows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrainOptions {
-    /// Adam's learning rate (betas 0.9/0.999, eps 1e-8).
-    pub lr: f32,
-    /// Impressions per batch.
-    pub batch_size: usize,
-    /// Most epochs to run.
-    pub epochs: usize,
-    /// Stop after this many epochs without a better validation long-read AUC (0: never stop
-    /// early). With a validation set the best epoch's parameters are restored at the end.
-    pub patience: usize,
-    /// Seed of the batch order (epoch `e` shuffles with stream `e`).
-    pub seed: u64,
-    /// Clip the global gradient norm to this value (`None`: no clipping).
-    pub clip_norm: Option<f64>,
-    /// What a batch whose loss, gradient or update is NaN or infinite does: stop training
-    /// with an error (default), or skip that batch's update (counted in the epoch report;
-    /// an epoch whose every batch is skipped is still an error).
-    pub on_non_finite: OnNonFinite,
-    /// With a state directory, write the training state every this many batches (0: only at
-    /// the end of each epoch).
-    pub checkpoint_every: usize,
-    /// Stop after this many batches of this call (the state is written first) and return
-    /// [`crate::TrainError::Interrupted`]: how tests emulate a killed run. `None`: never.
-    pub stop_after_batches: Option<usize>,
-}
-
 /// The teacher's name for [`TrainOptions`].
 pub type TrainConfig = TrainOptions;
-
-/// What a batch with a NaN or infinite loss, gradient or update does to training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnNonFinite {
-    /// Stop with an error naming the epoch, the batch and the parameter.
-    #[default]
-    Stop,
-    /// Leave the parameters and the optimizer as they were and go on with the next batch.
-    Skip,
-}
-
-impl Default for TrainOptions {
-    /// Adam at 1e-3, batches of 1,024, 5 epochs, patience 2.
-    fn default() -> Self {
-        TrainOptions {
-            lr: 1e-3,
-            batch_size: 1024,
-            epochs: 5,
-            patience: 2,
-            seed: 7,
-            clip_norm: None,
-            on_non_finite: OnNonFinite::Stop,
-            checkpoint_every: 0,
-            stop_after_batches: None,
-        }
-    }
-}
 
 impl Default for TeacherConfig {
     /// The reference teacher: MMoE, 4 experts of `[256, 128]`, towers `[64]` then a logit,
@@ -185,28 +128,5 @@ impl TeacherConfig {
             Some((key, message)) => err(key, message),
             None => Ok(()),
         }
-    }
-}
-
-impl TrainOptions {
-    /// The first out-of-range value, if any: its key as written under `[train]` in a
-    /// configuration file (`train.lr`, say) and what it must be.
-    pub fn invalid_key(&self) -> Option<(&'static str, &'static str)> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Some(("train.lr", "must be a finite number > 0"));
-        }
-        if self.epochs == 0 {
-            return Some(("train.epochs", "must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Some(("train.batch_size", "must be at least 1"));
-        }
-        if self.clip_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) {
-            return Some(("train.clip_norm", "must be a finite number > 0"));
-        }
-        if self.stop_after_batches == Some(0) {
-            return Some(("train.stop_after_batches", "must be at least 1"));
-        }
-        None
     }
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use dmtl_tensor::TensorError;
+pub use dmtl_train::TrainError;
+use dmtl_train::{InputError, StateError};
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -54,68 +56,37 @@ pub enum TeacherError {
     },
 }
 
+impl From<InputError> for TeacherError {
+    fn from(e: InputError) -> TeacherError {
+        match e {
+            InputError::Config {
+                origin,
+                key,
+                message,
+            } => TeacherError::Config {
+                origin,
+                key,
+                message,
+            },
+            InputError::Data(m) => TeacherError::Data(m),
+        }
+    }
+}
+
+impl From<StateError> for TeacherError {
+    fn from(e: StateError) -> TeacherError {
+        match e {
+            StateError::State { path, message } => TeacherError::State { path, message },
+            StateError::Tensor(e) => TeacherError::Tensor(e),
+            StateError::Config(m) => TeacherError::Data(m),
+        }
+    }
+}
+
 impl From<dmtl_data::DataError> for TeacherError {
     fn from(e: dmtl_data::DataError) -> TeacherError {
         TeacherError::Data(e.to_string())
     }
-}
-
-/// Why the epoch loop ([`crate::train::epochs`]) stopped short, for the teacher, the student
-/// and joint training alike.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// Training diverged: the loss of a batch is NaN or infinite.
-    #[error("epoch {epoch}, batch {batch}: the loss is {loss} (lower the learning rate?)")]
-    NonFinite {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batch within the epoch (from 0).
-        batch: usize,
-        /// The loss value.
-        loss: f32,
-    },
-    /// Training diverged: a gradient holds a NaN or infinity (the update was not applied).
-    #[error("epoch {epoch}, batch {batch}: the gradient of `{parameter}` is not finite (lower the learning rate or set train.clip_norm)")]
-    NonFiniteGradient {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batch within the epoch (from 0).
-        batch: usize,
-        /// The parameter's name.
-        parameter: String,
-    },
-    /// Training diverged: a step's update would have written a NaN or infinity into a
-    /// parameter or the optimizer's state (nothing was applied).
-    #[error("epoch {epoch}, batch {batch}: the update of `{parameter}` is not finite (lower the learning rate or set train.clip_norm)")]
-    NonFiniteUpdate {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batch within the epoch (from 0).
-        batch: usize,
-        /// The parameter's name.
-        parameter: String,
-    },
-    /// With `on_non_finite = "skip"`, every batch of an epoch was skipped.
-    #[error("epoch {epoch}: all {batches} batches had a non-finite loss, gradient or update and were skipped (first: {first})")]
-    AllSkipped {
-        /// Epoch (from 0).
-        epoch: usize,
-        /// Batches in the epoch.
-        batches: usize,
-        /// Why the first batch was skipped.
-        first: String,
-    },
-    /// Training stopped on request (`train.stop_after_batches`) after writing its state;
-    /// training again with the same state directory resumes at `epoch`, `batch`.
-    #[error(
-        "training stopped as requested before epoch {epoch}, batch {batch}; the state is saved"
-    )]
-    Interrupted {
-        /// The epoch to resume in.
-        epoch: usize,
-        /// The next batch of that epoch.
-        batch: usize,
-    },
 }
 
 /// Shorthand for results of this crate.

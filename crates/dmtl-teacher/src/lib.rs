@@ -3,13 +3,14 @@
 //! student.
 //!
 //! - [`features`]: [`FieldEmbeddings`], one table per categorical or multi-hot column of the
-//!   chosen sides, concatenated; shared with the student's towers.
+//!   chosen sides, concatenated; from `dmtl-train`, shared with the student's towers.
 //! - [`mmoe`] (default) and [`shared_bottom`]: the multi-task structures; [`task`]: the tasks
 //!   and their towers (the place to add a task).
 //! - [`Teacher`]: embeddings + structure + ESMM heads (pCTR, pCVR, pCTCVR = pCTR * pCVR);
 //!   [`Teacher::train`] with validation and early stopping (the epoch loop of
-//!   [`train::epochs`], shared with the student), [`Teacher::predict`] in parallel,
-//!   [`Teacher::save`] / [`Teacher::load`] as `teacher.safetensors` + `teacher.toml`.
+//!   [`train::epochs`], from `dmtl-train`, shared with the student), [`Teacher::predict`] in
+//!   parallel, [`Teacher::save`] / [`Teacher::load`] as `teacher.safetensors` +
+//!   `teacher.toml`.
 //! - [`TeacherConfig`]: serde configuration; its default is the reference teacher of
 //!   BENCHMARKS.md.
 

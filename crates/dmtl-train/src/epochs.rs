@@ -1,7 +1,7 @@
-//! The epoch loop shared by the teacher ([`crate::Teacher::train_from`]), the two-tower
+//! The epoch loop shared by the teacher (`dmtl_teacher::Teacher::train_from`), the two-tower
 //! student and joint training: batches shuffled by `(seed, epoch)`, one optimisation step
 //! each, the `on_non_finite` policy, validation after every epoch, early stopping with the
-//! best parameters restored, and the training state (see [`super::state`]) written every
+//! best parameters restored, and the training state (see [`crate::state`]) written every
 //! `checkpoint_every` batches and at every epoch's end, from which an interrupted run resumes.
 //!
 //! A model takes part by implementing [`Trainee`]: its parameter store, one step on a batch
@@ -17,9 +17,9 @@ use dmtl_tensor::{Grads, ParamId, ParamStore};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, Position, StateDir, StateWriter};
 use crate::config::{OnNonFinite, TrainOptions};
-use crate::error::{TeacherError, TrainError};
+use crate::error::{InputError, StateError, TrainError};
+use crate::state::{self, Position, StateDir, StateWriter};
 
 /// What happened in one epoch.
 ///
@@ -146,7 +146,7 @@ pub trait Trainee {
     /// The validation report of an epoch.
     type Valid: Clone + Serialize + DeserializeOwned;
     /// The error training returns; the loop's own errors convert into it.
-    type Error: From<TrainError> + From<TeacherError> + From<DataError>;
+    type Error: From<TrainError> + From<StateError> + From<InputError> + From<DataError>;
     /// How many loss parts an epoch sums besides the total (a training state holds one sum
     /// more).
     const PARTS: usize;
@@ -184,11 +184,11 @@ fn best_ref(best: &Option<(f64, usize, ParamStore)>) -> Option<(f64, usize, &Par
 
 /// Fails, naming the set (`training`, `validation`), when `data` is unlabelled or holds a
 /// label out of range.
-pub fn check_labelled(name: &str, data: &Dataset) -> Result<(), TeacherError> {
+pub fn check_labelled(name: &str, data: &Dataset) -> Result<(), InputError> {
     if !data.has_labels() {
-        return Err(TeacherError::Data(format!("the {name} set has no labels")));
+        return Err(InputError::Data(format!("the {name} set has no labels")));
     }
-    check_dataset_labels(data).map_err(|e| TeacherError::Data(format!("the {name} set: {e}")))
+    check_dataset_labels(data).map_err(|e| InputError::Data(format!("the {name} set: {e}")))
 }
 
 /// Trains `model` on `train` following `opts` (Adam at `opts.lr`, epochs of batches shuffled
@@ -246,7 +246,7 @@ pub fn run<T: Trainee>(
             let batch = batch?;
             if train.in_memory().is_none() {
                 check_batch_labels(&batch)
-                    .map_err(|e| TeacherError::Data(format!("the training set: {e}")))?;
+                    .map_err(|e| InputError::Data(format!("the training set: {e}")))?;
             }
             let step = model.step(&mut adam, &batch, opts.clip_norm)?;
             let name_of = |id: ParamId| model.store().get(id).name.clone();

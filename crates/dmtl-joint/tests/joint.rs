@@ -1,8 +1,9 @@
 //! Joint training: the distillation term sends no gradient into the teacher, the teacher's
 //! own loss none into the student, and a joint run trains both.
 
+use dmtl_joint::JointTrainer;
 use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
-use dmtl_student::{JointTrainer, ObjectiveConfig, Student, StudentConfig, TrainOptions};
+use dmtl_student::{ObjectiveConfig, Student, StudentConfig, TrainOptions};
 use dmtl_teacher::{Teacher, TeacherConfig};
 use dmtl_tensor::{Grads, Graph, ParamStore};
 

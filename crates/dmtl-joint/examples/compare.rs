@@ -4,18 +4,18 @@
 //! retrieval judged by the simulator's truth. Prints one JSON object.
 //!
 //! ```text
-//! cargo run --release -p dmtl-student --example compare -- [n_impressions] [epochs]
+//! cargo run --release -p dmtl-joint --example compare -- [n_impressions] [epochs]
 //! ```
 
 use dmtl_data::sim::{SimConfig, Simulator};
 use dmtl_data::{split_train_test, Dataset, Schema, Vocabularies};
+use dmtl_joint::JointTrainer;
 use dmtl_loss::stable::prob_to_logit;
 use dmtl_student::eval::{
     evaluate_offline, offline_metrics, Evaluation, RetrievalConfig, RetrievalEvaluator,
 };
 use dmtl_student::{
-    DistillKind, JointTrainer, ObjectiveConfig, ObjectiveExt, OutputKind, Student, StudentConfig,
-    TrainOptions,
+    DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Student, StudentConfig, TrainOptions,
 };
 use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
 

@@ -1,4 +1,8 @@
-//! Joint DMTL training: teacher and student in one loop over one parameter store.
+//! Joint DMTL training (Zhao et al., arXiv 2102.07142): the multi-task teacher
+//! (`dmtl-teacher`) and the two-tower student (`dmtl-student`) in one loop over one parameter
+//! store. It lives above both crates, so that the student knows no teacher: two-stage
+//! training hands the student the teacher's scores as data, and only this crate, which needs
+//! both models, builds them together.
 //!
 //! Each step runs the teacher on the batch and takes its ESMM loss; the student's
 //! distillation target is the teacher's current pCTCVR passed through [`Graph::detach`], so
@@ -13,11 +17,9 @@ use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_teacher::Teacher;
 use dmtl_tensor::{Graph, ParamId, ParamStore, Var};
 
-use crate::config::TrainOptions;
-use crate::error::{Result, StudentError};
-use crate::objective::{ObjectiveConfig, ObjectiveExt, Targets};
-use crate::train::{check_labelled, run_epochs, StepLoss, TrainEvent, TrainHistory};
-use crate::two_tower::{Student, TwoTower, PREFIX};
+use dmtl_student::train::{check_labelled, run_epochs, StepLoss, TrainEvent, TrainHistory};
+use dmtl_student::two_tower::{Student, TwoTower, PREFIX};
+use dmtl_student::{ObjectiveConfig, ObjectiveExt, Result, StudentError, Targets, TrainOptions};
 
 /// The losses of one joint step, each a `(1, 1)` node.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +36,7 @@ pub struct JointLoss {
 ///
 /// ```no_run
 /// # fn setup() -> (dmtl_teacher::Teacher, dmtl_student::Student, dmtl_data::Schema, dmtl_data::Vocabularies, dmtl_data::Dataset) { unimplemented!() }
-/// use dmtl_student::JointTrainer;
+/// use dmtl_joint::JointTrainer;
 /// let (teacher, student, schema, vocabs, train) = setup();
 /// let mut joint = JointTrainer::new(teacher, student, &schema, &vocabs).unwrap();
 /// let history = joint.train(&train, None, |_| {}).unwrap();
@@ -163,12 +165,12 @@ impl JointTrainer {
         &mut self,
         train: &Dataset,
         valid: Option<&Dataset>,
-        state: Option<&dmtl_teacher::train::state::StateDir>,
+        state: Option<&dmtl_train::StateDir>,
         mut progress: impl FnMut(&TrainEvent),
     ) -> Result<TrainHistory> {
         let opts: TrainOptions = self.student.config().train.clone();
         let fingerprint = {
-            use dmtl_teacher::train::state::config_value;
+            use dmtl_train::state::config_value;
             let mut t = toml::Table::new();
             t.insert("teacher".into(), config_value(self.teacher.config())?);
             t.insert("student".into(), config_value(self.student.config())?);
@@ -238,7 +240,7 @@ impl JointTrainer {
     /// [`JointTrainer::into_parts`].
     pub fn fit(
         teacher: Teacher,
-        student_config: crate::StudentConfig,
+        student_config: dmtl_student::StudentConfig,
         schema: &Schema,
         vocabs: &Vocabularies,
         train: &Dataset,

@@ -1,0 +1,30 @@
+//! What every DMTL model (Zhao et al., arXiv 2102.07142) trains with, whatever its structure:
+//! the multi-task teacher (`dmtl-teacher`), the two-tower student (`dmtl-student`) and both
+//! trained jointly build on this crate and on nothing of each other.
+//!
+//! - [`features`]: [`FieldEmbeddings`], one table per categorical or multi-hot column of the
+//!   chosen sides, concatenated, and their [`FieldEmbeddingConfig`].
+//! - [`config`]: [`TrainOptions`], the `[train]` table of every model's configuration, and
+//!   [`OnNonFinite`], what a NaN or infinite step does.
+//! - [`epochs`]: the epoch loop, [`epochs::run`], that any model implementing
+//!   [`epochs::Trainee`] trains under: shuffled batches, the non-finite policy, validation,
+//!   early stopping, progress events ([`TrainEvent`]) and the history ([`TrainHistory`]).
+//! - [`state`]: the training state on disk ([`StateDir`]) an interrupted run resumes from,
+//!   and [`state::config_value`], a configuration's fingerprint.
+//! - [`error`]: [`TrainError`] (why the loop stopped short), [`StateError`] (the state on
+//!   disk) and [`InputError`] (configuration values or data that do not fit the fields); each
+//!   model wraps them in its own error type.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod epochs;
+pub mod error;
+pub mod features;
+pub mod state;
+
+pub use config::{OnNonFinite, TrainOptions};
+pub use epochs::{EpochReport, Step, TrainEvent, TrainHistory, Trainee};
+pub use error::{InputError, StateError, TrainError};
+pub use features::{EmbeddedField, FieldEmbeddingConfig, FieldEmbeddings};
+pub use state::StateDir;
