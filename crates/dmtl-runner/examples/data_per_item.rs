@@ -30,9 +30,10 @@ const MODELS: [&str; 6] = ["teacher", "dmtl", "b2", "b3-mse", "b3-wlr", "b1"];
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().ok_or_else(|| {
-        anyhow!("usage: data_per_item OUT_DIR [--student-lr LR] [N_ITEMS ...]")
-    })?);
+    let out =
+        PathBuf::from(args.next().ok_or_else(|| {
+            anyhow!("usage: data_per_item OUT_DIR [--student-lr LR] [N_ITEMS ...]")
+        })?);
     let mut student_lr: Option<f32> = None;
     let mut sizes: Vec<usize> = Vec::new();
     while let Some(a) = args.next() {
@@ -45,7 +46,10 @@ fn main() -> Result<()> {
                     .ok_or_else(|| anyhow!("--student-lr `{v}` is not a positive number"))?,
             );
         } else {
-            sizes.push(a.parse().with_context(|| format!("N_ITEMS `{a}` is not a count"))?);
+            sizes.push(
+                a.parse()
+                    .with_context(|| format!("N_ITEMS `{a}` is not a count"))?,
+            );
         }
     }
     if sizes.is_empty() {
@@ -69,7 +73,10 @@ fn main() -> Result<()> {
         let per_item = sim.n_impressions as f64 / n_items as f64;
         cfg.validate("<data_per_item>")?;
         let dir = out.join(format!("items-{n_items}"));
-        eprintln!("{n_items} items ({per_item:.0} impressions per item) -> {}", dir.display());
+        eprintln!(
+            "{n_items} items ({per_item:.0} impressions per item) -> {}",
+            dir.display()
+        );
         // A finished run of the same corpus size is read back, not repeated, so a stopped
         // sweep continues where it stopped.
         let done = dir.join("metrics.json");
@@ -117,7 +124,10 @@ fn chart(points: &[(f64, Vec<ModelResult>)]) -> Result<String> {
             // The share of the oracle's: the oracle's own top 100 reads less as the corpus
             // shrinks (fewer excellent items to choose from).
             let oracle = rows.iter().find(|r| r.name == "oracle")?;
-            Some(r.retrieval.as_ref()?.true_read_seconds? / oracle.retrieval.as_ref()?.true_read_seconds?)
+            Some(
+                r.retrieval.as_ref()?.true_read_seconds?
+                    / oracle.retrieval.as_ref()?.true_read_seconds?,
+            )
         }
     };
     let (x0, x1) = (
@@ -167,7 +177,13 @@ fn chart(points: &[(f64, Vec<ModelResult>)]) -> Result<String> {
                         .x_desc(x_desc)
                         .y_desc(if auc { "AUC" } else { "model / oracle" })
                         .x_label_formatter(&|x| format!("{x:.0}"))
-                        .y_label_formatter(&|y| if auc { format!("{y:.2}") } else { format!("{:.0} %", y * 100.0) })
+                        .y_label_formatter(&|y| {
+                            if auc {
+                                format!("{y:.2}")
+                            } else {
+                                format!("{:.0} %", y * 100.0)
+                            }
+                        })
                         .light_line_style(WHITE)
                         .draw()
                         .map_err(|e| anyhow!("{e}"))?;
@@ -193,7 +209,11 @@ fn chart(points: &[(f64, Vec<ModelResult>)]) -> Result<String> {
                         .configure_series_labels()
                         .background_style(WHITE.mix(0.85))
                         .border_style(BLACK)
-                        .position(if auc { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperLeft })
+                        .position(if auc {
+                            SeriesLabelPosition::LowerRight
+                        } else {
+                            SeriesLabelPosition::UpperLeft
+                        })
                         .draw()
                         .map_err(|e| anyhow!("{e}"))?;
                 }};

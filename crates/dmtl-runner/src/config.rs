@@ -580,7 +580,7 @@ pub enum Scale {
     /// 2,000 users and items, 60,000 impressions: seconds.
     Tiny,
     /// 10,000 users, 5,000 items, 1,000,000 impressions (200 per item), the reference models
-    /// trained to convergence: about five minutes on 2 cores.
+    /// trained to convergence: about three and a half minutes on 2 cores.
     Default,
     /// The reference workload of BENCHMARKS.md (5,000,000 impressions): long.
     Reference,

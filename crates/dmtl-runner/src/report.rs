@@ -51,7 +51,11 @@ fn columns(k: usize) -> Vec<Column> {
         },
         Column {
             header: "median train impressions of top-K".into(),
-            get: |m| m.retrieval.as_ref().and_then(|r| r.median_train_impressions),
+            get: |m| {
+                m.retrieval
+                    .as_ref()
+                    .and_then(|r| r.median_train_impressions)
+            },
             digits: 0,
         },
         Column {
