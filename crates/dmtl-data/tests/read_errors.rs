@@ -345,3 +345,27 @@ fn parquet_missing_column_and_garbage_file() {
         "{t}"
     );
 }
+
+/// The rule for spaces: header names are trimmed (a hand-written `user_id, age` names the
+/// columns `user_id` and `age`), cells are taken as written (a category `" 20"` is another
+/// category than `"20"`, as in pandas' default), so no value is ever changed silently.
+#[test]
+fn header_names_are_trimmed_and_cells_are_taken_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let spaced = HEADER.replace(',', ", ");
+    let p = dir.path().join("log.csv");
+    std::fs::write(&p, format!("{spaced}\nu1, 20,t1| t2,5,it1,g1,1.5,1,40.5,0\n")).unwrap();
+    let log = read_log(&p, &schema(), &ReadOptions::default()).unwrap();
+    assert_eq!(log.n_rows, 1);
+    assert_eq!(
+        log.column("age"),
+        Some(&RawColumn::Categorical(vec![" 20"].into()))
+    );
+    assert_eq!(
+        log.column("user_tags"),
+        Some(&RawColumn::MultiHot {
+            tokens: vec!["t1", " t2"].into(),
+            offsets: vec![0, 2]
+        })
+    );
+}
