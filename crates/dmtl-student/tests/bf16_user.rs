@@ -5,6 +5,11 @@ use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocab
 use dmtl_student::{Precision, Similarity, Student, StudentConfig};
 use dmtl_tensor::bf16::{self, Backend};
 
+/// The two tests of this file run one at a time: each changes the process-wide BLAS thread
+/// count for its sharded passes, and the bit-for-bit comparisons below hold for one fixed
+/// thread set-up, not while another test changes it underneath.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn cosine(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>) -> f64 {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
@@ -31,6 +36,7 @@ fn student(seed: u64, similarity: Similarity) -> Student {
 /// itself, bit for bit, and so is `Precision::Bf16` on a CPU without AVX-512 BF16.
 #[test]
 fn bf16_user_vectors_follow_f32_ones() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut worst = 1f64;
     for (seed, similarity) in [
         (1, Similarity::Dot),
@@ -88,6 +94,7 @@ fn bf16_user_vectors_follow_f32_ones() {
 /// AVX-512 BF16 (f32 fallback) they are the same items with the same scores.
 #[test]
 fn bf16_top_100_recall() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = student(4, Similarity::Dot);
     let data = random_dataset(&reference_fields(), 4000, 21);
     let items = s
