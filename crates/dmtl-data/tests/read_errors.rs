@@ -354,7 +354,11 @@ fn header_names_are_trimmed_and_cells_are_taken_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let spaced = HEADER.replace(',', ", ");
     let p = dir.path().join("log.csv");
-    std::fs::write(&p, format!("{spaced}\nu1, 20,t1| t2,5,it1,g1,1.5,1,40.5,0\n")).unwrap();
+    std::fs::write(
+        &p,
+        format!("{spaced}\nu1, 20,t1| t2,5,it1,g1,1.5,1,40.5,0\n"),
+    )
+    .unwrap();
     let log = read_log(&p, &schema(), &ReadOptions::default()).unwrap();
     assert_eq!(log.n_rows, 1);
     assert_eq!(
