@@ -13,9 +13,7 @@ use tracing::info;
 
 use crate::config::RunConfig;
 use crate::fsutil::write_text;
-
-/// The input identities in a run folder.
-pub const INPUTS_FILE: &str = "inputs.json";
+use crate::layout::INPUTS_FILE;
 
 /// What identifies one input file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
