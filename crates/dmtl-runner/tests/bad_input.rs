@@ -15,7 +15,7 @@ use common::{args, copy_dir, dmtl, expect_failure_in, s, small_sim, snapshot, Cf
 
 use dmtl_data::{read_log, ReadOptions, Side, Vocabularies};
 use dmtl_runner::config::ModelName;
-use dmtl_runner::{checkpoints, columns, layout, prepare};
+use dmtl_runner::{checkpoints, columns, layout};
 
 /// A small CSV table (no quoted fields: the simulator writes none) to edit cell by cell.
 #[derive(Clone)]
@@ -152,15 +152,7 @@ fn good_run(t: &Path) -> Setup {
         + "\n[[columns]]\nname = \"quality\"\nside = \"item\"\nkind = \"dense\"\n";
     std::fs::write(data.join("schema.toml"), &schema_text).unwrap();
 
-    let base = Cfg {
-        schema: data.join("schema.toml"),
-        log: data.join("log.csv"),
-        items: data.join("items.csv"),
-        data_extra: String::new(),
-        teacher_train: "epochs = 1\nbatch_size = 512\n".into(),
-        student_train: "epochs = 1\nbatch_size = 512\n".into(),
-        eval: "k = 10\nretrieval_users = 40\n".into(),
-    };
+    let base = Cfg::tiny(&data);
     let good_cfg = base.write(&t.join("run.toml"));
     let good = t.join("run");
     let out = dmtl(&args(&[

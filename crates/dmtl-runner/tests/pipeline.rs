@@ -1,6 +1,8 @@
 //! train -> score -> export -> retrieve through the functions behind the `dmtl` commands, on a
 //! small simulated log written to files, with small towers and one epoch.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -11,51 +13,28 @@ use dmtl_runner::config::{ModelName, RunConfig};
 use dmtl_runner::progress::Progress;
 use dmtl_runner::{checkpoints, columns, layout, prepare};
 
+use common::Cfg;
+
 fn small_sim() -> SimConfig {
     SimConfig {
         n_users: 300,
         n_items: 400,
         n_impressions: 12_000,
-        n_days: 6,
         n_author: 50,
         seed: 5,
-        ..SimConfig::tiny()
+        ..common::small_sim()
     }
 }
 
+/// The tiny run config over the files in `data`, with DMTL and B1, and `extra` lines at the
+/// end (in `[eval]`, or sections of their own).
 fn run_toml(data: &Path, extra: &str) -> String {
-    format!(
-        r#"
-[data]
-schema = "{d}/schema.toml"
-log = "{d}/log.csv"
-items = "{d}/items.csv"
-
-[stages]
-models = ["dmtl", "b1"]
-
-[teacher]
-n_experts = 2
-expert_hidden = [16]
-tower_hidden = [8]
-[teacher.train]
-epochs = 1
-batch_size = 512
-
-[student]
-user_layers = [16, 8]
-item_layers = [16, 8]
-[student.train]
-epochs = 1
-batch_size = 512
-
-[eval]
-k = 10
-retrieval_users = 40
-{extra}
-"#,
-        d = data.display()
-    )
+    Cfg {
+        models: r#"["dmtl", "b1"]"#.into(),
+        eval: format!("k = 10\nretrieval_users = 40\n{extra}\n"),
+        ..Cfg::tiny(data)
+    }
+    .text()
 }
 
 fn read_lines(p: &Path) -> Vec<String> {

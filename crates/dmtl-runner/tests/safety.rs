@@ -28,13 +28,9 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 /// `[data]` and `teacher_extra` in `[teacher.train]`.
 fn run_toml(dir: &Path, data_extra: &str, teacher_extra: &str) -> String {
     Cfg {
-        schema: dir.join("schema.toml"),
-        log: dir.join("log.csv"),
-        items: dir.join("items.csv"),
         data_extra: data_extra.into(),
         teacher_train: format!("epochs = 1\nbatch_size = 512\n{teacher_extra}\n"),
-        student_train: "epochs = 1\nbatch_size = 512\n".into(),
-        eval: "k = 10\nretrieval_users = 40\n".into(),
+        ..Cfg::tiny(dir)
     }
     .text()
 }

@@ -41,24 +41,8 @@ fn oracle(
     edges: &[f64],
 ) -> Result<ModelResult> {
     let (ug, ig) = (&data.test.user_group, &data.test.item_group);
-    let uidx: Vec<usize> = data
-        .test
-        .user_ids
-        .iter()
-        .map(|id| {
-            sim.user_index(id)
-                .ok_or_else(|| anyhow!("unknown user {id}"))
-        })
-        .collect::<Result<_>>()?;
-    let iidx: Vec<usize> = data
-        .test
-        .item_ids
-        .iter()
-        .map(|id| {
-            sim.item_index(id)
-                .ok_or_else(|| anyhow!("unknown item {id}"))
-        })
-        .collect::<Result<_>>()?;
+    let uidx = sim_indices(&data.test.user_ids, "user", |id| sim.user_index(id))?;
+    let iidx = sim_indices(&data.test.item_ids, "item", |id| sim.item_index(id))?;
     let (p_click, p_long): (Vec<f32>, Vec<f32>) = (0..data.test.n_rows)
         .into_par_iter()
         .map(|r| {
@@ -78,6 +62,18 @@ fn oracle(
         off,
         ret,
     ))
+}
+
+/// The simulator's index of every raw id (`what`: user or item), or an error naming the first
+/// unknown one.
+fn sim_indices(
+    ids: &[String],
+    what: &str,
+    index: impl Fn(&str) -> Option<usize>,
+) -> Result<Vec<usize>> {
+    ids.iter()
+        .map(|id| index(id).ok_or_else(|| anyhow!("unknown {what} {id}")))
+        .collect()
 }
 
 /// Random scores of the test rows and K random corpus items per sampled user (seeded by

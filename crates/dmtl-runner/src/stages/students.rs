@@ -69,13 +69,8 @@ pub fn run(
     soft_labels: Option<&[f32]>,
     edges: &[f64],
 ) -> Result<ModelResult> {
-    let StageInputs {
-        cfg,
-        data,
-        dir,
-        states,
-        progress,
-    } = inputs;
+    let (cfg, data, dir) = (inputs.cfg, inputs.data, inputs.dir);
+    let (states, progress) = (inputs.states, inputs.progress);
     let scfg = student_config(cfg, model);
     let output = student_output(&scfg.objective);
     let t0 = Instant::now();

@@ -46,13 +46,8 @@ pub fn load_from_run(cfg: &RunConfig, data: &Prepared) -> Result<Teacher> {
 /// Trains the teacher (or takes the `loaded` one, else loads it from `stages.from_run`) and
 /// saves it into the run folder; `None` with `stages.teacher = "skip"`.
 pub fn train(inputs: StageInputs<'_>, loaded: Option<Teacher>) -> Result<Option<TrainedTeacher>> {
-    let StageInputs {
-        cfg,
-        data,
-        dir,
-        states,
-        progress,
-    } = inputs;
+    let (cfg, data, dir) = (inputs.cfg, inputs.data, inputs.dir);
+    let (states, progress) = (inputs.states, inputs.progress);
     let out = teacher_dir(dir);
     match cfg.stages.teacher {
         TeacherStage::Skip => Ok(None),
