@@ -33,8 +33,8 @@
 //! Modules import only downwards (`use crate::...`), no circle; an arrow is "imports":
 //!
 //! ```text
-//! commands    -> checkpoints columns config fsutil layout metrics pipeline progress report
-//!                states table
+//! commands    -> checkpoints columns config fsutil inputs layout metrics pipeline progress
+//!                report states table
 //! pipeline    -> config eval fsutil inputs layout metrics prepare preflight progress report
 //!                stages states
 //! stages      -> checkpoints columns config eval layout metrics prepare progress states

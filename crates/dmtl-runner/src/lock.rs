@@ -160,7 +160,7 @@ impl Drop for RunLock {
     }
 }
 
-/// A note naming the build folders (`.<name>.new-<pid>`, [`crate::fsutil::StagedRunDir`]) that
+/// A note naming the build folders (`.<name>.new-<pid>`, `fsutil::StagedRunDir`) that
 /// killed runs of `run` left beside it: they hold the killed run's states and can be resumed
 /// themselves. A build folder still locked by its run is named as a run being built.
 pub fn killed_build_hint(run: &Path) -> String {
