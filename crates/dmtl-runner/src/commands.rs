@@ -16,8 +16,8 @@ use crate::checkpoints::{
 use crate::columns::{all_rows, categorical, oov_count};
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
 use crate::fsutil::{
-    check_output, check_train_out, create_run_dir, killed_build_hint, run_dir_path, write_text,
-    RunLock, StagedRunDir,
+    check_off_inputs, check_output, check_train_out, create_run_dir, killed_build_hint,
+    run_dir_path, write_text, RunLock, StagedRunDir,
 };
 use crate::layout::{CONFIG_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE};
 use crate::metrics::RunMetrics;
@@ -51,6 +51,7 @@ pub fn train_config(
 ) -> Result<(PathBuf, RunMetrics)> {
     if let Some(out) = out {
         check_train_out(out)?;
+        check_off_inputs("--out", out, &crate::inputs::input_files(cfg))?;
     }
     let dir = run_dir_path(out, "train");
     let _lock = RunLock::exclusive(&dir, "dmtl train")?;

@@ -253,24 +253,17 @@ fn enclosing_run(path: &Path) -> Option<PathBuf> {
 
 /// Refuses an output that would overwrite what a command reads: `out` (given as `flag`) must
 /// not be, or resolve through symlinks, hard links or `..` to, one of `inputs` (`(what, path)`
-/// pairs, named in the error), and must not lie in the run folder `run` or in any run folder.
-/// Checked before any work.
+/// pairs, named in the error) or one of their part files, nor lie inside an input that is a
+/// folder of parts (it would join the log), and must not lie in the run folder `run` or in any
+/// run folder. Checked before any work.
 pub fn check_output(
     flag: &str,
     out: &Path,
     inputs: &[(&str, &Path)],
     run: Option<&Path>,
 ) -> Result<()> {
+    check_off_inputs(flag, out, inputs)?;
     let target = resolve(out);
-    for (what, input) in inputs {
-        if target == resolve(input) || same_file(out, input) {
-            bail!(
-                "{flag} {}: is the {what} {} this command reads; choose another output",
-                out.display(),
-                input.display()
-            );
-        }
-    }
     let inside = run
         .filter(|r| target.starts_with(resolve(r)))
         .map(Path::to_path_buf)
@@ -282,6 +275,38 @@ pub fn check_output(
             out.display(),
             r.display()
         );
+    }
+    Ok(())
+}
+
+/// Refuses an output `out` (given as `flag`) that is one of `inputs` (`(what, path)` pairs), one
+/// of their part files (an input given as a folder or glob), or lies inside an input folder.
+pub fn check_off_inputs(flag: &str, out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    let target = resolve(out);
+    for (what, input) in inputs {
+        let several = input.is_dir() || crate::paths::is_glob(input);
+        if input.is_dir() && target.starts_with(resolve(input)) {
+            bail!(
+                "{flag} {}: is inside the {what} folder {} this command reads, whose files are \
+                 the log's parts; choose an output outside it",
+                out.display(),
+                input.display()
+            );
+        }
+        let parts = if several {
+            crate::paths::log_files(input)
+        } else {
+            vec![input.to_path_buf()]
+        };
+        for part in &parts {
+            if target == resolve(part) || same_file(out, part) {
+                bail!(
+                    "{flag} {}: is the {what} {} this command reads; choose another output",
+                    out.display(),
+                    part.display()
+                );
+            }
+        }
     }
     Ok(())
 }

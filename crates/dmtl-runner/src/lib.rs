@@ -25,7 +25,7 @@
 //! - [`checkpoints`]: a run folder's checkpoints loaded back (score, export, retrieve);
 //! - [`fsutil`]: atomic writes, the checks of `train --out` and of outputs, the staged run
 //!   folder; [`lock`]: the run-folder lock; [`paths`]: paths as the file system resolves
-//!   them; [`table`]: result tables as CSV or Parquet;
+//!   them, and the part files of a log given as a folder or glob; [`table`]: result tables as CSV or Parquet;
 //! - [`inputs`]: the identity of the input files that `train --resume` checks;
 //! - [`progress`]: progress bars;
 //! - [`commands`]: what `dmtl demo | train | score | export | retrieve | simulate` call.
@@ -42,14 +42,14 @@
 //! plots       -> eval fsutil metrics
 //! prepare     -> columns config eval layout metrics preflight progress
 //! checkpoints -> columns config fsutil layout
-//! inputs      -> config fsutil layout
+//! inputs      -> config fsutil layout paths
 //! preflight   -> columns config
 //! metrics     -> eval
 //! states      -> layout
 //! table       -> fsutil
 //! fsutil      -> layout lock paths
 //! lock        -> paths
-//! config      -> layout
+//! config      -> layout paths
 //! layout, paths, columns, eval, progress: none
 //! ```
 //!

@@ -33,3 +33,15 @@ pub fn resolve(path: &Path) -> PathBuf {
     }
     abs
 }
+
+/// True when `path` holds glob characters (`*`, `?`, `[`) and names nothing itself: a log
+/// given as a pattern of part files.
+pub fn is_glob(path: &Path) -> bool {
+    !path.exists() && path.to_str().is_some_and(|s| s.contains(['*', '?', '[']))
+}
+
+/// The files a log path stands for: the file itself, or the parts of a folder or glob
+/// ([`dmtl_data::log_parts`]); just `path` when it cannot be listed (the reader reports why).
+pub fn log_files(path: &Path) -> Vec<PathBuf> {
+    dmtl_data::log_parts(path, &Default::default()).unwrap_or_else(|_| vec![path.to_path_buf()])
+}

@@ -37,18 +37,21 @@ impl RunConfig {
                 ])
             {
                 if let Some(p) = p {
-                    if p.is_dir() {
-                        return err(
-                            key,
-                            format!(
-                                "{} is a folder, not a file; reading a folder (of Parquet \
-                                 parts, say) is not supported yet: give one file",
-                                p.display()
-                            ),
-                        );
+                    if key == "data.schema" {
+                        if p.is_dir() {
+                            return err(key, format!("{} is a folder, not a file", p.display()));
+                        }
+                        if !p.is_file() {
+                            return err(key, format!("no such file: {}", p.display()));
+                        }
+                        continue;
                     }
-                    if !p.is_file() {
-                        return err(key, format!("no such file: {}", p.display()));
+                    // A log is a file, a folder of part files or a glob.
+                    if !p.exists() && !crate::paths::is_glob(p) {
+                        return err(key, format!("no such file or folder: {}", p.display()));
+                    }
+                    if let Err(e) = dmtl_data::log_parts(p, &Default::default()) {
+                        return err(key, e.to_string());
                     }
                 }
             }
