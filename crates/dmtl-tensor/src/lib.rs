@@ -50,6 +50,7 @@ pub mod nn;
 pub mod optim;
 pub mod parallel;
 pub mod params;
+mod tensor_file;
 pub mod threads;
 
 pub use error::TensorError;

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::TensorError;
+use crate::graph::for_each_row;
 use crate::init::Init;
+use crate::tensor_file::{self, TensorFile};
 
 /// Handle of a parameter inside a [`ParamStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -170,24 +171,11 @@ impl ParamStore {
 
     /// Serializes every parameter to safetensors bytes (f32, little-endian, names as keys).
     pub fn to_safetensors_bytes(&self) -> Vec<u8> {
-        let bufs: Vec<(String, Vec<usize>, Vec<u8>)> = self
+        let tensors = self
             .params
             .iter()
-            .map(|p| {
-                let data: Vec<u8> = p.value.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (p.name.clone(), p.saved_shape(), data)
-            })
-            .collect();
-        let views: Vec<(String, TensorView<'_>)> = bufs
-            .iter()
-            .map(|(n, s, d)| {
-                (
-                    n.clone(),
-                    TensorView::new(Dtype::F32, s.clone(), d).expect("shape matches data"),
-                )
-            })
-            .collect();
-        safetensors::serialize(views, &None).expect("serializing in-memory tensors")
+            .map(|p| (p.name.clone(), p.saved_shape(), &p.value));
+        tensor_file::encode(tensors, None)
     }
 
     /// Writes every parameter to a safetensors file, atomically (a temporary file renamed over
@@ -211,52 +199,24 @@ impl ParamStore {
 
     /// As [`ParamStore::load`], from bytes already in memory (`origin` names them in errors).
     pub fn load_bytes(&mut self, bytes: &[u8], origin: &Path) -> Result<(), TensorError> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| TensorError::Format {
-            path: origin.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let mismatch = |reason: String| TensorError::Mismatch {
-            path: origin.to_path_buf(),
-            reason,
-        };
+        let file = TensorFile::parse(bytes, origin)?;
         let mut staged = Vec::with_capacity(self.params.len());
         for p in &self.params {
-            let t = st.tensor(&p.name).map_err(|_| {
-                mismatch(format!(
+            let value = file.matrix(&p.name, &p.saved_shape(), p.value.dim())?;
+            staged.push(value.ok_or_else(|| {
+                file.mismatch(format!(
                     "tensor `{}` is missing (is this a checkpoint of another model?)",
                     p.name
                 ))
-            })?;
-            if t.dtype() != Dtype::F32 {
-                return Err(mismatch(format!(
-                    "tensor `{}` has dtype {:?}, expected F32",
-                    p.name,
-                    t.dtype()
-                )));
-            }
-            if t.shape() != p.saved_shape().as_slice() {
-                return Err(mismatch(format!(
-                    "tensor `{}` has shape {:?}, the model expects {:?}",
-                    p.name,
-                    t.shape(),
-                    p.saved_shape()
-                )));
-            }
-            let vals: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            staged.push(Array2::from_shape_vec(p.value.raw_dim(), vals).expect("checked shape"));
+            })?);
         }
-        if st.len() != self.params.len() {
-            let extra = st
+        if file.len() != self.params.len() {
+            let extra = file
                 .names()
                 .into_iter()
                 .find(|n| !self.by_name.contains_key(*n))
-                .cloned()
                 .unwrap_or_default();
-            return Err(mismatch(format!(
+            return Err(file.mismatch(format!(
                 "file holds tensor `{extra}` that the model does not have (is this a checkpoint of another model?)"
             )));
         }
@@ -305,15 +265,11 @@ impl SparseGrad {
                 dst += &values.row(j as usize);
             }
         };
-        if rows.len() * dim > 1 << 15 && rayon::current_thread_index().is_none() {
-            use rayon::prelude::*;
-            out.axis_iter_mut(Axis(0))
-                .into_par_iter()
-                .enumerate()
-                .for_each(fill);
-        } else {
-            out.axis_iter_mut(Axis(0)).enumerate().for_each(fill);
-        }
+        for_each_row(
+            &mut out,
+            rows.len() * dim > 1 << 15 && rayon::current_thread_index().is_none(),
+            fill,
+        );
         SparseGrad {
             rows: uniq,
             values: out,
