@@ -70,6 +70,9 @@ impl ParamStore {
 
     /// Registers a parameter with the given value.
     ///
+    /// # Shapes
+    /// `value`: `(rows, cols)`, kept as it is (a bias is `(1, n)`, a table `(vocab, dim)`).
+    ///
     /// # Panics
     /// When `name` is already registered (a programming error in model code).
     pub fn add(&mut self, name: &str, value: Array2<f32>, kind: ParamKind) -> ParamId {
@@ -78,6 +81,9 @@ impl ParamStore {
     }
 
     /// Registers a parameter; errors on a duplicate name.
+    ///
+    /// # Shapes
+    /// `value`: `(rows, cols)`, saved as `[cols]` when `saved_1d` (then `rows` should be 1).
     pub fn try_add(
         &mut self,
         name: &str,
@@ -100,6 +106,9 @@ impl ParamStore {
     }
 
     /// Registers a dense `(rows, cols)` weight drawn from `init`.
+    ///
+    /// # Panics
+    /// When `name` is already registered, or as [`Init::sample`].
     pub fn weight<R: Rng + ?Sized>(
         &mut self,
         name: &str,
@@ -112,12 +121,18 @@ impl ParamStore {
     }
 
     /// Registers a bias of `n` zeros, stored `(1, n)` and saved 1-d as PyTorch does.
+    ///
+    /// # Panics
+    /// When `name` is already registered.
     pub fn bias(&mut self, name: &str, n: usize) -> ParamId {
         self.try_add(name, Array2::zeros((1, n)), ParamKind::Dense, true)
             .unwrap_or_else(|e| panic!("dmtl-tensor: {e}"))
     }
 
     /// Registers an embedding table `(vocab, dim)` drawn from `init`.
+    ///
+    /// # Panics
+    /// When `name` is already registered, or as [`Init::sample`].
     pub fn embedding<R: Rng + ?Sized>(
         &mut self,
         name: &str,
@@ -145,16 +160,25 @@ impl ParamStore {
     }
 
     /// The parameter behind `id`.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this store.
     pub fn get(&self, id: ParamId) -> &Param {
         &self.params[id.0]
     }
 
-    /// Its value.
+    /// Its value, `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this store.
     pub fn value(&self, id: ParamId) -> ArrayView2<'_, f32> {
         self.params[id.0].value.view()
     }
 
-    /// Mutable access to its value.
+    /// Mutable access to its value, `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this store.
     pub fn value_mut(&mut self, id: ParamId) -> &mut Array2<f32> {
         &mut self.params[id.0].value
     }
@@ -238,6 +262,12 @@ pub struct SparseGrad {
 
 impl SparseGrad {
     /// Sums duplicate rows of `(rows[j], values.row(j))` pairs into distinct ascending rows.
+    ///
+    /// # Shapes
+    /// `rows`: `n` row ids, `values`: `(n, dim)` -> `values` `(distinct rows, dim)`.
+    ///
+    /// # Panics
+    /// When `values` has fewer than `n` rows.
     pub fn coalesce(rows: &[u32], values: ArrayView2<'_, f32>) -> SparseGrad {
         // One packed key `(row, position)` per entry: sorting plain integers is much faster
         // than sorting indices through a key lookup, and gives the same order.
@@ -276,7 +306,13 @@ impl SparseGrad {
         }
     }
 
-    /// Expands to a dense `(vocab, dim)` matrix (for tests and checks).
+    /// Expands to a dense matrix (for tests and checks).
+    ///
+    /// # Shapes
+    /// `values`: `(k, dim)` -> `(vocab, dim)`.
+    ///
+    /// # Panics
+    /// When a row is not below `vocab`.
     pub fn to_dense(&self, vocab: usize) -> Array2<f32> {
         let mut d = Array2::zeros((vocab, self.values.ncols()));
         for (k, &r) in self.rows.iter().enumerate() {
@@ -350,6 +386,12 @@ impl Grads {
     }
 
     /// Adds a dense gradient for `id`.
+    ///
+    /// # Shapes
+    /// `g`: the parameter's `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `g`'s shape differs from the gradient already held for `id`.
     pub fn accumulate_dense(&mut self, id: ParamId, g: Array2<f32>) {
         self.ensure(id);
         match &mut self.grads[id.0] {
@@ -364,6 +406,12 @@ impl Grads {
     }
 
     /// Adds sparse rows for embedding table `id`.
+    ///
+    /// # Shapes
+    /// `g.values`: `(k, dim)`, one row per entry of `g.rows`.
+    ///
+    /// # Panics
+    /// When `dim` differs from the gradient already held for `id`, or a row lies outside it.
     pub fn accumulate_sparse(&mut self, id: ParamId, g: SparseGrad) {
         self.ensure(id);
         match &mut self.grads[id.0] {
@@ -385,6 +433,9 @@ impl Grads {
 
     /// Adds every gradient of `other` to this one (dense to dense, sparse rows to sparse rows):
     /// the gradient of a sum of losses from the gradients of its terms.
+    ///
+    /// # Panics
+    /// When a gradient's shape differs from the one it is added to.
     pub fn merge(&mut self, other: Grads) {
         for (i, g) in other.grads.into_iter().enumerate() {
             match g {

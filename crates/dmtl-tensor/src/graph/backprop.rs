@@ -14,8 +14,13 @@ impl Graph<'_> {
     /// Reverse-mode pass from the scalar `loss`: the gradient of `loss` with respect to every
     /// parameter it depends on (sparse for embedding tables).
     ///
+    /// # Shapes
+    /// `loss`: `(1, 1)`; each parameter's gradient has the parameter's shape (a sparse one:
+    /// `(touched rows, dim)`).
+    ///
     /// # Panics
-    /// When `loss` is not `(1, 1)`.
+    /// When `loss` is not `(1, 1)`, or a custom op's rule returns not one gradient per input
+    /// or one not shaped like its input.
     pub fn backward(&self, loss: Var) -> Grads {
         assert_eq!(
             self.shape(loss),
@@ -27,6 +32,13 @@ impl Graph<'_> {
     }
 
     /// Reverse-mode pass seeded with `seed` as the gradient of `out` (vector-Jacobian product).
+    ///
+    /// # Shapes
+    /// `out`: `(rows, cols)`, `seed`: `(rows, cols)`; gradients as [`Graph::backward`]'s.
+    ///
+    /// # Panics
+    /// When `seed` is not shaped like `out` (in the first gradient rule that meets it), or as
+    /// [`Graph::backward`] on a custom op's rule.
     pub fn backward_with(&self, out: Var, seed: Array2<f32>) -> Grads {
         let nodes = self.nodes.borrow();
         let mut grads: Vec<Option<Array2<f32>>> = (0..=out.0).map(|_| None).collect();

@@ -7,10 +7,13 @@ use super::{Graph, Op, Pooling, Var};
 use crate::params::ParamId;
 
 impl Graph<'_> {
-    /// Rows `ids` of embedding table `table`: `(ids.len(), dim)`. Its gradient is sparse.
+    /// Rows `ids` of embedding table `table`. Its gradient is sparse.
+    ///
+    /// # Shapes
+    /// `table`: `(vocab, dim)`, `ids`: `n` ids -> `(n, dim)`.
     ///
     /// # Panics
-    /// When an id is outside the table.
+    /// When an id is outside the table, or `table` is not a parameter of the store.
     pub fn embedding(&self, table: ParamId, ids: &[u32]) -> Var {
         let t = self.store.value(table);
         let (vocab, dim) = shape(&t);
@@ -53,8 +56,13 @@ impl Graph<'_> {
     /// Pooled bags of rows of `table`: bag `b` pools `ids[offsets[b]..offsets[b + 1]]`,
     /// giving `(offsets.len() - 1, dim)`. An empty bag pools to zeros.
     ///
+    /// # Shapes
+    /// `table`: `(vocab, dim)`, `ids`: all bags' ids, `offsets`: `n + 1` bag boundaries ->
+    /// `(n, dim)`.
+    ///
     /// # Panics
-    /// When offsets are not non-decreasing from 0 to `ids.len()`, or an id is outside the table.
+    /// When offsets are not non-decreasing from 0 to `ids.len()`, an id is outside the table,
+    /// or `table` is not a parameter of the store.
     pub fn embedding_bag(
         &self,
         table: ParamId,

@@ -9,12 +9,22 @@ use super::kernels::{
 use super::{Activation, BackwardFn, Graph, Op, Unary, Var};
 
 impl Graph<'_> {
-    /// Matrix product `a . b`: `(m, k) x (k, n) -> (m, n)` by BLAS GEMM.
+    /// Matrix product `a . b` by BLAS GEMM.
+    ///
+    /// # Shapes
+    /// `a`: `(m, k)`, `b`: `(k, n)` -> `(m, n)`.
+    ///
+    /// # Panics
+    /// When the inner dimensions differ.
     pub fn matmul(&self, a: Var, b: Var) -> Var {
         self.matmul_t(a, b, false, false)
     }
 
     /// `op(a) . op(b)` where `op` transposes when `ta` / `tb` is set, without copying.
+    ///
+    /// # Shapes
+    /// `op(a)`: `(m, k)`, `op(b)`: `(k, n)` -> `(m, n)`; `a` is `(k, m)` when `ta` is set, `b`
+    /// is `(n, k)` when `tb` is.
     ///
     /// # Panics
     /// When the inner dimensions differ.
@@ -34,8 +44,10 @@ impl Graph<'_> {
         self.push(out, Op::MatMul(a, b, ta, tb))
     }
 
-    /// Fused `act(x . w^T + b)`: `x` is `(batch, in)`, `w` is `(out, in)` as in PyTorch,
-    /// `b` is `(1, out)`; the result is `(batch, out)`.
+    /// Fused `act(x . w^T + b)`, the weight stored as in PyTorch.
+    ///
+    /// # Shapes
+    /// `x`: `(batch, in)`, `w`: `(out, in)`, `b`: `(1, out)` -> `(batch, out)`.
     ///
     /// # Panics
     /// When the shapes do not fit.
@@ -104,88 +116,119 @@ impl Graph<'_> {
         })
     }
 
-    /// `a + b`; `b` may be `(1, cols)`, `(rows, 1)` or `(1, 1)` and is broadcast.
+    /// `a + b`, `b` broadcast over rows, columns or both.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)`, `b`: `(rows, cols)`, `(1, cols)`, `(rows, 1)` or `(1, 1)` ->
+    /// `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `b` has none of those shapes.
     pub fn add(&self, a: Var, b: Var) -> Var {
         let out = self.binary("add", a, b, |x, y| x + y);
         self.push(out, Op::Add(a, b))
     }
 
     /// `a - b`, broadcasting `b` as [`Graph::add`] does.
+    ///
+    /// # Shapes
+    /// As [`Graph::add`]: `a`: `(rows, cols)`, `b` broadcast to it -> `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `b` does not broadcast to `a`'s shape.
     pub fn sub(&self, a: Var, b: Var) -> Var {
         let out = self.binary("sub", a, b, |x, y| x - y);
         self.push(out, Op::Sub(a, b))
     }
 
     /// `a * b` element-wise, broadcasting `b` as [`Graph::add`] does.
+    ///
+    /// # Shapes
+    /// As [`Graph::add`]: `a`: `(rows, cols)`, `b` broadcast to it -> `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `b` does not broadcast to `a`'s shape.
     pub fn mul(&self, a: Var, b: Var) -> Var {
         let out = self.binary("mul", a, b, |x, y| x * y);
         self.push(out, Op::Mul(a, b))
     }
 
     /// `a * c` for a constant `c`.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn scale(&self, a: Var, c: f32) -> Var {
         let out = self.with_value(a, |av| av.mapv(|x| x * c));
         self.push(out, Op::Scale(a, c))
     }
 
     /// `a + c` for a constant `c`.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn add_scalar(&self, a: Var, c: f32) -> Var {
         let out = self.with_value(a, |av| av.mapv(|x| x + c));
         self.push(out, Op::AddScalar(a, c))
     }
 
-    /// An element-wise function.
+    /// An element-wise function; the methods below are its named cases.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, cols)`, here and in every element-wise method below.
     pub fn unary(&self, a: Var, u: Unary) -> Var {
         let out = self.with_value(a, |av| map_unary(av, u));
         self.push(out, Op::Unary(a, u))
     }
 
-    /// `max(a, 0)`.
+    /// `max(a, 0)`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn relu(&self, a: Var) -> Var {
         self.unary(a, Unary::Relu)
     }
 
-    /// `1 / (1 + e^-a)`, stable.
+    /// `1 / (1 + e^-a)`, stable; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn sigmoid(&self, a: Var) -> Var {
         self.unary(a, Unary::Sigmoid)
     }
 
-    /// `tanh a`.
+    /// `tanh a`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn tanh(&self, a: Var) -> Var {
         self.unary(a, Unary::Tanh)
     }
 
-    /// `log sigmoid(a)`, finite for any finite `a`.
+    /// `log sigmoid(a)`, finite for any finite `a`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn log_sigmoid(&self, a: Var) -> Var {
         self.unary(a, Unary::LogSigmoid)
     }
 
-    /// `log(1 + e^a)`, finite for any finite `a`.
+    /// `log(1 + e^a)`, finite for any finite `a`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn softplus(&self, a: Var) -> Var {
         self.unary(a, Unary::Softplus)
     }
 
-    /// `e^a`.
+    /// `e^a`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn exp(&self, a: Var) -> Var {
         self.unary(a, Unary::Exp)
     }
 
-    /// `ln a`.
+    /// `ln a`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn log(&self, a: Var) -> Var {
         self.unary(a, Unary::Log)
     }
 
-    /// `-a`.
+    /// `-a`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn neg(&self, a: Var) -> Var {
         self.unary(a, Unary::Neg)
     }
 
-    /// `a^2`.
+    /// `a^2`; `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn square(&self, a: Var) -> Var {
         self.unary(a, Unary::Square)
     }
 
     /// Softmax of each row (max-subtracted, so stable for large entries).
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn softmax_rows(&self, a: Var) -> Var {
         let out = self.with_value(a, |av| {
             let mut out = av.to_owned();
@@ -200,33 +243,48 @@ impl Graph<'_> {
         self.push(out, Op::SoftmaxRows(a))
     }
 
-    /// Sum of all entries, `(1, 1)`.
+    /// Sum of all entries.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(1, 1)`.
     pub fn sum_all(&self, a: Var) -> Var {
         let out = self.with_value(a, |av| Array2::from_elem((1, 1), av.sum()));
         self.push(out, Op::SumAll(a))
     }
 
-    /// Mean of all entries, `(1, 1)`.
+    /// Mean of all entries (0 for an empty `a`).
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(1, 1)`.
     pub fn mean_all(&self, a: Var) -> Var {
         let n = self.with_value(a, |av| av.len().max(1));
         let s = self.sum_all(a);
         self.scale(s, 1.0 / n as f32)
     }
 
-    /// Sum of each row, `(rows, 1)`.
+    /// Sum of each row.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, 1)`.
     pub fn sum_rows(&self, a: Var) -> Var {
         let out = self.with_value(a, |av| av.sum_axis(Axis(1)).insert_axis(Axis(1)));
         self.push(out, Op::SumRows(a))
     }
 
-    /// Mean of each row, `(rows, 1)`.
+    /// Mean of each row.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, 1)`.
     pub fn mean_rows(&self, a: Var) -> Var {
         let c = self.shape(a).1.max(1);
         let s = self.sum_rows(a);
         self.scale(s, 1.0 / c as f32)
     }
 
-    /// The columns of `parts` side by side: `(rows, sum of cols)`.
+    /// The columns of `parts` side by side.
+    ///
+    /// # Shapes
+    /// `parts`: `(rows, c_1)`, `(rows, c_2)`, ... -> `(rows, c_1 + c_2 + ...)`.
     ///
     /// # Panics
     /// When `parts` is empty or the row counts differ.
@@ -252,6 +310,9 @@ impl Graph<'_> {
 
     /// Columns `start..start + len` of `a`.
     ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, len)`.
+    ///
     /// # Panics
     /// When the range exceeds the columns.
     pub fn slice_cols(&self, a: Var, start: usize, len: usize) -> Var {
@@ -268,6 +329,12 @@ impl Graph<'_> {
     }
 
     /// Splits `a` into consecutive column blocks of the given widths.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, widths[0])`, `(rows, widths[1])`, ...
+    ///
+    /// # Panics
+    /// When the widths add up to more than `cols`.
     pub fn split_cols(&self, a: Var, widths: &[usize]) -> Vec<Var> {
         let mut start = 0;
         widths
@@ -280,7 +347,10 @@ impl Graph<'_> {
             .collect()
     }
 
-    /// Row-wise dot product of two `(rows, cols)` matrices: `(rows, 1)`.
+    /// Row-wise dot product.
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)`, `b`: `(rows, cols)` -> `(rows, 1)`.
     ///
     /// # Panics
     /// When the shapes differ.
@@ -303,11 +373,14 @@ impl Graph<'_> {
         self.push(out, Op::RowDot(a, b))
     }
 
-    /// MMoE's mixture `sum_k gate[:, k] * experts[k]`: `gate` is `(rows, n)`, each of the `n`
-    /// experts `(rows, d)`; the result is `(rows, d)`.
+    /// MMoE's mixture `sum_k gate[:, k] * experts[k]`.
+    ///
+    /// # Shapes
+    /// `gate`: `(rows, n)`, `experts`: `n` of `(rows, d)` -> `(rows, d)`.
     ///
     /// # Panics
-    /// When the gate has not one column per expert, or the experts' shapes differ.
+    /// When the gate has not one column per expert, there is no expert, or the experts'
+    /// shapes differ.
     pub fn mix_experts(&self, gate: Var, experts: &[Var]) -> Var {
         let (rows, n) = self.shape(gate);
         assert_eq!(
@@ -350,6 +423,9 @@ impl Graph<'_> {
     }
 
     /// The value of `a` with no gradient flowing back through it (stop-gradient).
+    ///
+    /// # Shapes
+    /// `a`: `(rows, cols)` -> `(rows, cols)`.
     pub fn detach(&self, a: Var) -> Var {
         let v = self.value(a);
         self.push(v, Op::Detach)
@@ -357,6 +433,10 @@ impl Graph<'_> {
 
     /// A user-defined op: `value` is its output, computed by the caller from `inputs`, and
     /// `backward` its gradient rule (see [`BackwardFn`]). Losses are built this way.
+    ///
+    /// # Shapes
+    /// `inputs`: any shapes; `value`: any `(rows, cols)`, the op's output. The rule must
+    /// return one gradient per input, shaped like it ([`Graph::backward`] panics otherwise).
     pub fn custom(&self, inputs: &[Var], value: Array2<f32>, backward: BackwardFn) -> Var {
         self.push(value, Op::Custom(inputs.to_vec(), backward))
     }

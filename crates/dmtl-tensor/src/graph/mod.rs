@@ -24,5 +24,9 @@ pub use tape::Graph;
 pub use unary::{Activation, Unary};
 
 /// Handle of a node on a [`Graph`]: a value computed during the forward pass.
+///
+/// A `Var` belongs to the graph that made it: handing it to another graph panics (an index
+/// past that graph's nodes) or reads an unrelated node, a programming error the graph's
+/// methods do not check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Var(pub(crate) usize);

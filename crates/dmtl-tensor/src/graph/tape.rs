@@ -33,7 +33,10 @@ pub(super) struct Node {
 /// A tape of operations over the parameters of one [`ParamStore`].
 ///
 /// Build a graph per step, run the forward pass through its methods, call
-/// [`Graph::backward`] on the scalar loss, then hand the [`Grads`] to an optimizer.
+/// [`Graph::backward`] on the scalar loss, then hand the [`Grads`](crate::Grads) to an
+/// optimizer. Every value is a 2-d `f32` matrix, `(rows, cols)`; each method's `# Shapes`
+/// section gives its inputs' and output's shapes, and its `# Panics` section the shape errors
+/// it panics on (besides a [`Var`] of another graph, see there).
 ///
 /// ```
 /// use dmtl_tensor::{Graph, ParamStore, ParamKind};
@@ -113,21 +116,30 @@ impl<'p> Graph<'p> {
     }
 
     /// Runs `f` on the value of `v`.
+    ///
+    /// # Shapes
+    /// `v`: any `(rows, cols)`, passed to `f` as it is.
+    ///
+    /// # Panics
+    /// When `f` records a node on this graph (the tape is borrowed while `f` runs).
     pub fn with_value<R>(&self, v: Var, f: impl FnOnce(ArrayView2<'_, f32>) -> R) -> R {
         let nodes = self.nodes.borrow();
         f(nodes[v.0].value.view(self.store))
     }
 
     /// A copy of the value of `v`.
+    ///
+    /// # Shapes
+    /// `v`: `(rows, cols)` -> `(rows, cols)`.
     pub fn value(&self, v: Var) -> Array2<f32> {
         self.with_value(v, |a| a.to_owned())
     }
 
     /// The value of `v`, moved out of the graph without a copy (a parameter's is copied);
-    /// for the output of an inference pass, when the graph is dropped right after.
+    /// for the output of an inference pass; the graph is consumed.
     ///
-    /// # Panics
-    /// On a later use of `v` in this graph, or a backward pass through it.
+    /// # Shapes
+    /// `v`: `(rows, cols)` -> `(rows, cols)`.
     pub fn take_value(self, v: Var) -> Array2<f32> {
         let mut nodes = self.nodes.into_inner();
         match std::mem::replace(&mut nodes[v.0].value, Value::Owned(Array2::zeros((0, 0)))) {
@@ -137,11 +149,17 @@ impl<'p> Graph<'p> {
     }
 
     /// The shape `(rows, cols)` of `v`.
+    ///
+    /// # Shapes
+    /// `v`: `(rows, cols)` -> `(rows, cols)` as a pair.
     pub fn shape(&self, v: Var) -> (usize, usize) {
         self.with_value(v, |a| shape(&a))
     }
 
     /// The single entry of a `(1, 1)` value (a loss).
+    ///
+    /// # Shapes
+    /// `v`: `(1, 1)`.
     ///
     /// # Panics
     /// When `v` is not `(1, 1)`.
@@ -166,12 +184,22 @@ impl<'p> Graph<'p> {
         self.with_value(a, |av| self.with_value(b, |bv| f(av, bv)))
     }
 
-    /// A constant input `(rows, cols)`; no gradient flows into it.
+    /// A constant input; no gradient flows into it.
+    ///
+    /// # Shapes
+    /// `value`: `(rows, cols)` -> `(rows, cols)`.
     pub fn input(&self, value: Array2<f32>) -> Var {
         self.push(value, Op::Input)
     }
 
     /// A parameter of the store, read without copying.
+    ///
+    /// # Shapes
+    /// The parameter's: `(out, in)` for a weight, `(1, out)` for a bias, `(vocab, dim)` for
+    /// a table.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this graph's store (at the first read of the value).
     pub fn param(&self, id: ParamId) -> Var {
         let mut nodes = self.nodes.borrow_mut();
         nodes.push(Node {

@@ -80,7 +80,7 @@ impl Unary {
     }
 }
 
-/// Activation fused into [`Graph::linear`].
+/// Activation fused into [`Graph::linear`](super::Graph::linear).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {

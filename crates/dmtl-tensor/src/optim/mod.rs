@@ -57,6 +57,15 @@ impl std::error::Error for NonFiniteUpdate {}
 pub trait Optimizer {
     /// Updates `store` with `grads`, unchecked: a large enough learning rate can write NaN or
     /// infinite values. Training loops use [`Optimizer::try_step`].
+    ///
+    /// # Shapes
+    /// Each gradient: its parameter's `(rows, cols)`, or a sparse one's `(k, cols)` for `k`
+    /// rows of an embedding table; the optimizer's state tensors: the parameter's shape.
+    ///
+    /// # Panics
+    /// When a gradient does not fit its parameter (shape, or a row outside the table), or
+    /// names a parameter `store` does not have, or `store` is not the one the state was
+    /// built for (a parameter's shape differs from its state's).
     fn step(&mut self, store: &mut ParamStore, grads: &Grads);
 
     /// Updates `store` with `grads` only when every new value (parameters and state) is
@@ -64,6 +73,12 @@ pub trait Optimizer {
     ///
     /// This default snapshots the optimizer and the touched parameters, steps, and rolls back
     /// on failure; [`Adam`] overrides it with a read-only check before the in-place update.
+    ///
+    /// # Shapes
+    /// As [`Optimizer::step`].
+    ///
+    /// # Panics
+    /// As [`Optimizer::step`].
     fn try_step(&mut self, store: &mut ParamStore, grads: &Grads) -> Result<(), NonFiniteUpdate>
     where
         Self: Clone,
@@ -113,6 +128,10 @@ pub trait Optimizer {
     /// Replaces the whole state by `state`, given as [`Optimizer::state`] gives it
     /// (parameters absent from it have none). The step count is [`Optimizer::set_steps`]'s.
     ///
+    /// # Shapes
+    /// Each tensor: its parameter's `(rows, cols)` (not checked here; a later step panics
+    /// on a mismatch, [`Optimizer::load_state_safetensors`] checks).
+    ///
     /// # Panics
     /// When a parameter has not one tensor per slot.
     fn set_state(&mut self, state: Vec<(ParamId, Vec<Array2<f32>>)>);
@@ -127,6 +146,9 @@ pub trait Optimizer {
     /// `s` of parameter `p` is the f32 tensor `s.p` with the parameter's 2-d shape (Adam:
     /// `m.<parameter>` and `v.<parameter>`), and the step count is the metadata entry
     /// `steps`. `store` gives the parameters' names.
+    ///
+    /// # Panics
+    /// When the optimizer holds state for a parameter `store` does not have.
     fn state_to_safetensors(&self, store: &ParamStore) -> Vec<u8> {
         state::to_safetensors(self.slots(), self.state(), self.steps(), store)
     }
