@@ -4,7 +4,7 @@ use ndarray::{Array2, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::rows::{decayed, for_rows};
-use super::state::Slots;
+use super::state::{slot_state_methods, Slots};
 use super::Optimizer;
 use crate::params::{Grads, ParamId, ParamStore};
 
@@ -57,23 +57,5 @@ impl Optimizer for Adagrad {
         }
     }
 
-    fn slots(&self) -> &'static [&'static str] {
-        &["accumulator"]
-    }
-
-    fn state(&self) -> Vec<(ParamId, Vec<&Array2<f32>>)> {
-        self.sums.view()
-    }
-
-    fn set_state(&mut self, state: Vec<(ParamId, Vec<Array2<f32>>)>) {
-        self.sums.replace(state);
-    }
-
-    fn steps(&self) -> u64 {
-        self.t
-    }
-
-    fn set_steps(&mut self, t: u64) {
-        self.t = t;
-    }
+    slot_state_methods!(sums, ["accumulator"]);
 }

@@ -4,7 +4,7 @@ use ndarray::{Array2, ArrayView2, Zip};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::state::Slots;
+use super::state::{slot_state_methods, Slots};
 use super::{NonFiniteUpdate, Optimizer};
 use crate::params::{Grad, Grads, ParamId, ParamStore, SparseGrad};
 
@@ -273,23 +273,5 @@ impl Optimizer for Adam {
         Ok(())
     }
 
-    fn slots(&self) -> &'static [&'static str] {
-        &["m", "v"]
-    }
-
-    fn state(&self) -> Vec<(ParamId, Vec<&Array2<f32>>)> {
-        self.moments.view()
-    }
-
-    fn set_state(&mut self, state: Vec<(ParamId, Vec<Array2<f32>>)>) {
-        self.moments.replace(state);
-    }
-
-    fn steps(&self) -> u64 {
-        self.t
-    }
-
-    fn set_steps(&mut self, t: u64) {
-        self.t = t;
-    }
+    slot_state_methods!(moments, ["m", "v"]);
 }

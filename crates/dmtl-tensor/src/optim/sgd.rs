@@ -4,7 +4,7 @@ use ndarray::{Array2, Zip};
 use serde::{Deserialize, Serialize};
 
 use super::rows::{decayed, for_rows};
-use super::state::Slots;
+use super::state::{slot_state_methods, Slots};
 use super::Optimizer;
 use crate::params::{Grads, ParamId, ParamStore};
 
@@ -65,23 +65,5 @@ impl Optimizer for Sgd {
         }
     }
 
-    fn slots(&self) -> &'static [&'static str] {
-        &["velocity"]
-    }
-
-    fn state(&self) -> Vec<(ParamId, Vec<&Array2<f32>>)> {
-        self.velocity.view()
-    }
-
-    fn set_state(&mut self, state: Vec<(ParamId, Vec<Array2<f32>>)>) {
-        self.velocity.replace(state);
-    }
-
-    fn steps(&self) -> u64 {
-        self.t
-    }
-
-    fn set_steps(&mut self, t: u64) {
-        self.t = t;
-    }
+    slot_state_methods!(velocity, ["velocity"]);
 }

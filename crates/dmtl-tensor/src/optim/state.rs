@@ -65,6 +65,34 @@ impl<const N: usize> Slots<N> {
     }
 }
 
+/// [`Optimizer`](super::Optimizer)'s state methods (`slots`, `state`, `set_state`, `steps`,
+/// `set_steps`) for an optimizer whose slots, named `$names`, live in its [`Slots`] field
+/// `$field` and whose step count is its field `t`.
+macro_rules! slot_state_methods {
+    ($field:ident, $names:expr) => {
+        fn slots(&self) -> &'static [&'static str] {
+            &$names
+        }
+
+        fn state(&self) -> Vec<(ParamId, Vec<&Array2<f32>>)> {
+            self.$field.view()
+        }
+
+        fn set_state(&mut self, state: Vec<(ParamId, Vec<Array2<f32>>)>) {
+            self.$field.replace(state);
+        }
+
+        fn steps(&self) -> u64 {
+            self.t
+        }
+
+        fn set_steps(&mut self, t: u64) {
+            self.t = t;
+        }
+    };
+}
+pub(crate) use slot_state_methods;
+
 /// The safetensors bytes of an optimizer's state (see the module's documentation).
 pub(crate) fn to_safetensors(
     slots: &[&str],
