@@ -112,12 +112,7 @@ impl Bf16Mlp {
     ///
     /// Fails when a parameter does not have the shape the layer declares.
     pub fn new(mlp: &Mlp, store: &ParamStore) -> Result<Self, TensorError> {
-        let backend = if available() {
-            Backend::Bf16
-        } else {
-            Backend::F32
-        };
-        Self::with_backend(mlp, store, backend)
+        Self::for_cpu(mlp, store, None, available())
     }
 
     /// [`Bf16Mlp::new`] with the backend chosen by the caller.
@@ -129,7 +124,25 @@ impl Bf16Mlp {
         store: &ParamStore,
         backend: Backend,
     ) -> Result<Self, TensorError> {
-        if backend == Backend::Bf16 && !available() {
+        Self::for_cpu(mlp, store, Some(backend), available())
+    }
+
+    /// The constructors for a CPU that has (`cpu_bf16`) or lacks AVX-512 BF16: `backend`, or
+    /// the fastest one the CPU runs when `None`. `cpu_bf16` is [`available`] but in tests,
+    /// which check the choice a CPU without it makes on any CPU; [`Bf16Mlp::forward`] may
+    /// run the bf16 kernel only where [`available`] holds.
+    fn for_cpu(
+        mlp: &Mlp,
+        store: &ParamStore,
+        backend: Option<Backend>,
+        cpu_bf16: bool,
+    ) -> Result<Self, TensorError> {
+        let backend = backend.unwrap_or(if cpu_bf16 {
+            Backend::Bf16
+        } else {
+            Backend::F32
+        });
+        if backend == Backend::Bf16 && !cpu_bf16 {
             return Err(TensorError::Shape(
                 "bf16 inference needs a CPU with AVX-512 BF16, which this one lacks".into(),
             ));
@@ -483,4 +496,44 @@ unsafe fn tile(
     _ld: usize,
 ) {
     unreachable!("the bf16 backend is chosen only where available() holds")
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::nn::MlpConfig;
+    use crate::Graph;
+
+    /// Where the CPU lacks AVX-512 BF16, whatever this one has: [`Bf16Mlp::new`] picks the f32
+    /// fallback, which gives the graph's output bit for bit, and asking for bf16 is an error.
+    #[test]
+    fn without_avx512_bf16_the_f32_fallback_is_chosen_and_exact() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut store = ParamStore::new();
+        let cfg = MlpConfig {
+            hidden: vec![33, 5],
+            activation: Activation::Tanh,
+            last_activation: Activation::Sigmoid,
+        };
+        let mlp = Mlp::new(&mut store, "m", 9, &cfg, &mut rng);
+        let x = Array2::from_shape_fn((40, 9), |(r, c)| ((r * 9 + c) % 17) as f32 / 8.0 - 1.0);
+
+        let packed = Bf16Mlp::for_cpu(&mlp, &store, None, false).unwrap();
+        assert_eq!(packed.backend(), Backend::F32);
+        let g = Graph::new(&store);
+        let y = mlp.forward(&g, g.input(x.clone()));
+        let want = g.take_value(y);
+        let got = packed.forward(x.view());
+        let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(got.dim(), want.dim());
+        assert_eq!(bits(&got), bits(&want));
+
+        let err = Bf16Mlp::for_cpu(&mlp, &store, Some(Backend::Bf16), false).unwrap_err();
+        assert!(err.to_string().contains("AVX-512 BF16"), "{err}");
+        // With it, the kernel is the one chosen (not run here: this CPU may lack it).
+        let chosen = Bf16Mlp::for_cpu(&mlp, &store, None, true).unwrap();
+        assert_eq!(chosen.backend(), Backend::Bf16);
+    }
 }

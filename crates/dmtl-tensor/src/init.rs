@@ -29,6 +29,13 @@ pub enum Init {
 
 impl Init {
     /// Draws a `(rows, cols)` matrix.
+    ///
+    /// # Shapes
+    /// -> `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When the standard deviation of [`Init::Normal`] or the bound of [`Init::Uniform`] is
+    /// negative or not finite.
     pub fn sample<R: Rng + ?Sized>(self, rows: usize, cols: usize, rng: &mut R) -> Array2<f32> {
         let (fan_in, fan_out) = (cols.max(1) as f32, rows.max(1) as f32);
         let uniform = |a: f32, rng: &mut R| {

@@ -5,9 +5,13 @@
 //!   respect to every parameter, sparse for embedding tables.
 //! - [`ParamStore`]: named parameters with initialisers ([`Init`]), saved and loaded as
 //!   safetensors that PyTorch reads with `safetensors.torch.load_file`.
-//! - [`optim`]: SGD, Adam (lazy on embedding rows), Adagrad; [`Grads`] clips by global norm.
-//! - [`nn`]: a linear layer and an MLP; [`bf16`]: an optional bf16 inference path for MLPs; [`threads`]: the one place deciding BLAS and Rayon
-//!   thread counts.
+//! - [`optim`]: SGD, Adam (lazy on embedding rows), Adagrad, each saving and restoring its
+//!   state in one safetensors format; [`Grads`] clips by global norm.
+//! - [`nn`]: a linear layer and an MLP; [`bf16`]: an optional bf16 inference path for MLPs;
+//!   [`threads`]: the one place deciding BLAS and Rayon thread counts.
+//!
+//! Every public function taking or returning tensors gives their shapes in a `# Shapes`
+//! section, and every one that can panic says when in a `# Panics` section.
 //!
 //! ```
 //! use dmtl_tensor::{nn::{Mlp, MlpConfig}, optim::{Adam, Optimizer}, Activation, Graph, ParamStore};
@@ -35,7 +39,7 @@
 //! assert!(last < 1e-2);
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 // Links the system OpenBLAS into every binary that uses this crate.
 #[cfg(feature = "blas")]
@@ -50,6 +54,7 @@ pub mod nn;
 pub mod optim;
 pub mod parallel;
 pub mod params;
+mod tensor_file;
 pub mod threads;
 
 pub use error::TensorError;

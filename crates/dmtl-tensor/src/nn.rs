@@ -23,6 +23,9 @@ pub struct Linear {
 
 impl Linear {
     /// Registers `<name>.weight` (initialised with `init`) and `<name>.bias` (zeros).
+    ///
+    /// # Panics
+    /// When either name is already registered.
     pub fn new<R: Rng + ?Sized>(
         store: &mut ParamStore,
         name: &str,
@@ -41,8 +44,13 @@ impl Linear {
         }
     }
 
+    /// The layer's output for the rows of `x`.
+    ///
     /// # Shapes
     /// `x`: `(batch, in)` -> `(batch, out)`.
+    ///
+    /// # Panics
+    /// When `x` does not have `in` columns.
     pub fn forward(&self, g: &Graph<'_>, x: Var, act: Activation) -> Var {
         g.linear(x, g.param(self.weight), Some(g.param(self.bias)), act)
     }
@@ -70,6 +78,9 @@ pub struct Mlp {
 
 impl Mlp {
     /// Registers the layers; ReLU layers get He initialisation, others Xavier.
+    ///
+    /// # Panics
+    /// When a name `<name>.layer.<k>.weight` or `.bias` is already registered.
     pub fn new<R: Rng + ?Sized>(
         store: &mut ParamStore,
         name: &str,
@@ -121,8 +132,13 @@ impl Mlp {
         self.layers.last().map_or(in_dim, |l| l.out_dim)
     }
 
+    /// The MLP's output for the rows of `x` (`x` itself without layers).
+    ///
     /// # Shapes
     /// `x`: `(batch, in)` -> `(batch, hidden.last())`.
+    ///
+    /// # Panics
+    /// When `x` does not have the first layer's `in` columns.
     pub fn forward(&self, g: &Graph<'_>, mut x: Var) -> Var {
         let n = self.layers.len();
         for (k, l) in self.layers.iter().enumerate() {

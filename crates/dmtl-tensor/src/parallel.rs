@@ -57,6 +57,12 @@ pub fn shard_ranges(n_rows: usize, shards: usize) -> Vec<Range<usize>> {
 ///
 /// With one shard, `shard` runs on the calling thread with BLAS's configured threads; with
 /// more, each runs on a Rayon task with a one-thread BLAS.
+///
+/// # Shapes
+/// `shard`'s loss: `(1, 1)`; gradients as [`Graph::backward`]'s.
+///
+/// # Panics
+/// When a shard's loss is not `(1, 1)`.
 pub fn data_parallel<F>(store: &ParamStore, n_rows: usize, shard: F) -> Sharded
 where
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
@@ -65,6 +71,9 @@ where
 }
 
 /// [`data_parallel`] with an explicit shard count (clamped to `1..=n_rows`).
+///
+/// # Panics
+/// As [`data_parallel`].
 pub fn data_parallel_in<F>(store: &ParamStore, n_rows: usize, shards: usize, shard: F) -> Sharded
 where
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
@@ -77,6 +86,9 @@ where
 /// over its own rows) counts with its share of the batch's total weight, so the summed
 /// gradient is again that of the batch's weighted mean. A shard whose weight is 0 adds nothing;
 /// when every weight is 0 the shards count by rows.
+///
+/// # Panics
+/// As [`data_parallel`].
 pub fn data_parallel_weighted<W, F>(
     store: &ParamStore,
     n_rows: usize,
@@ -144,6 +156,12 @@ where
 /// builds the output `(rows.len(), cols)` of the rows `rows` on a fresh graph, and the shards'
 /// outputs are stacked in row order. Each row's output is the same as from one pass over all
 /// rows, since no op mixes rows; only the GEMMs' blocking may round differently.
+///
+/// # Shapes
+/// `f`'s output: `(rows.len(), cols)` -> `(n_rows, cols)`.
+///
+/// # Panics
+/// When the shards' outputs differ in columns or `f` panics.
 pub fn forward_rows<F>(store: &ParamStore, n_rows: usize, f: F) -> Array2<f32>
 where
     F: Fn(&Graph<'_>, Range<usize>) -> Var + Sync,
@@ -152,6 +170,9 @@ where
 }
 
 /// [`forward_rows`] with an explicit shard count (clamped to `1..=n_rows`).
+///
+/// # Panics
+/// As [`forward_rows`].
 pub fn forward_rows_in<F>(store: &ParamStore, n_rows: usize, shards: usize, f: F) -> Array2<f32>
 where
     F: Fn(&Graph<'_>, Range<usize>) -> Var + Sync,

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::TensorError;
+use crate::graph::for_each_row;
 use crate::init::Init;
+use crate::tensor_file::{self, TensorFile};
 
 /// Handle of a parameter inside a [`ParamStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +70,9 @@ impl ParamStore {
 
     /// Registers a parameter with the given value.
     ///
+    /// # Shapes
+    /// `value`: `(rows, cols)`, kept as it is (a bias is `(1, n)`, a table `(vocab, dim)`).
+    ///
     /// # Panics
     /// When `name` is already registered (a programming error in model code).
     pub fn add(&mut self, name: &str, value: Array2<f32>, kind: ParamKind) -> ParamId {
@@ -77,6 +81,9 @@ impl ParamStore {
     }
 
     /// Registers a parameter; errors on a duplicate name.
+    ///
+    /// # Shapes
+    /// `value`: `(rows, cols)`, saved as `[cols]` when `saved_1d` (then `rows` should be 1).
     pub fn try_add(
         &mut self,
         name: &str,
@@ -99,6 +106,9 @@ impl ParamStore {
     }
 
     /// Registers a dense `(rows, cols)` weight drawn from `init`.
+    ///
+    /// # Panics
+    /// When `name` is already registered, or as [`Init::sample`].
     pub fn weight<R: Rng + ?Sized>(
         &mut self,
         name: &str,
@@ -111,12 +121,18 @@ impl ParamStore {
     }
 
     /// Registers a bias of `n` zeros, stored `(1, n)` and saved 1-d as PyTorch does.
+    ///
+    /// # Panics
+    /// When `name` is already registered.
     pub fn bias(&mut self, name: &str, n: usize) -> ParamId {
         self.try_add(name, Array2::zeros((1, n)), ParamKind::Dense, true)
             .unwrap_or_else(|e| panic!("dmtl-tensor: {e}"))
     }
 
     /// Registers an embedding table `(vocab, dim)` drawn from `init`.
+    ///
+    /// # Panics
+    /// When `name` is already registered, or as [`Init::sample`].
     pub fn embedding<R: Rng + ?Sized>(
         &mut self,
         name: &str,
@@ -144,16 +160,25 @@ impl ParamStore {
     }
 
     /// The parameter behind `id`.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this store.
     pub fn get(&self, id: ParamId) -> &Param {
         &self.params[id.0]
     }
 
-    /// Its value.
+    /// Its value, `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this store.
     pub fn value(&self, id: ParamId) -> ArrayView2<'_, f32> {
         self.params[id.0].value.view()
     }
 
-    /// Mutable access to its value.
+    /// Mutable access to its value, `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `id` is not a parameter of this store.
     pub fn value_mut(&mut self, id: ParamId) -> &mut Array2<f32> {
         &mut self.params[id.0].value
     }
@@ -170,24 +195,11 @@ impl ParamStore {
 
     /// Serializes every parameter to safetensors bytes (f32, little-endian, names as keys).
     pub fn to_safetensors_bytes(&self) -> Vec<u8> {
-        let bufs: Vec<(String, Vec<usize>, Vec<u8>)> = self
+        let tensors = self
             .params
             .iter()
-            .map(|p| {
-                let data: Vec<u8> = p.value.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (p.name.clone(), p.saved_shape(), data)
-            })
-            .collect();
-        let views: Vec<(String, TensorView<'_>)> = bufs
-            .iter()
-            .map(|(n, s, d)| {
-                (
-                    n.clone(),
-                    TensorView::new(Dtype::F32, s.clone(), d).expect("shape matches data"),
-                )
-            })
-            .collect();
-        safetensors::serialize(views, &None).expect("serializing in-memory tensors")
+            .map(|p| (p.name.clone(), p.saved_shape(), &p.value));
+        tensor_file::encode(tensors, None)
     }
 
     /// Writes every parameter to a safetensors file, atomically (a temporary file renamed over
@@ -211,52 +223,24 @@ impl ParamStore {
 
     /// As [`ParamStore::load`], from bytes already in memory (`origin` names them in errors).
     pub fn load_bytes(&mut self, bytes: &[u8], origin: &Path) -> Result<(), TensorError> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| TensorError::Format {
-            path: origin.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let mismatch = |reason: String| TensorError::Mismatch {
-            path: origin.to_path_buf(),
-            reason,
-        };
+        let file = TensorFile::parse(bytes, origin)?;
         let mut staged = Vec::with_capacity(self.params.len());
         for p in &self.params {
-            let t = st.tensor(&p.name).map_err(|_| {
-                mismatch(format!(
+            let value = file.matrix(&p.name, &p.saved_shape(), p.value.dim())?;
+            staged.push(value.ok_or_else(|| {
+                file.mismatch(format!(
                     "tensor `{}` is missing (is this a checkpoint of another model?)",
                     p.name
                 ))
-            })?;
-            if t.dtype() != Dtype::F32 {
-                return Err(mismatch(format!(
-                    "tensor `{}` has dtype {:?}, expected F32",
-                    p.name,
-                    t.dtype()
-                )));
-            }
-            if t.shape() != p.saved_shape().as_slice() {
-                return Err(mismatch(format!(
-                    "tensor `{}` has shape {:?}, the model expects {:?}",
-                    p.name,
-                    t.shape(),
-                    p.saved_shape()
-                )));
-            }
-            let vals: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            staged.push(Array2::from_shape_vec(p.value.raw_dim(), vals).expect("checked shape"));
+            })?);
         }
-        if st.len() != self.params.len() {
-            let extra = st
+        if file.len() != self.params.len() {
+            let extra = file
                 .names()
                 .into_iter()
                 .find(|n| !self.by_name.contains_key(*n))
-                .cloned()
                 .unwrap_or_default();
-            return Err(mismatch(format!(
+            return Err(file.mismatch(format!(
                 "file holds tensor `{extra}` that the model does not have (is this a checkpoint of another model?)"
             )));
         }
@@ -278,6 +262,12 @@ pub struct SparseGrad {
 
 impl SparseGrad {
     /// Sums duplicate rows of `(rows[j], values.row(j))` pairs into distinct ascending rows.
+    ///
+    /// # Shapes
+    /// `rows`: `n` row ids, `values`: `(n, dim)` -> `values` `(distinct rows, dim)`.
+    ///
+    /// # Panics
+    /// When `values` has fewer than `n` rows.
     pub fn coalesce(rows: &[u32], values: ArrayView2<'_, f32>) -> SparseGrad {
         // One packed key `(row, position)` per entry: sorting plain integers is much faster
         // than sorting indices through a key lookup, and gives the same order.
@@ -305,22 +295,24 @@ impl SparseGrad {
                 dst += &values.row(j as usize);
             }
         };
-        if rows.len() * dim > 1 << 15 && rayon::current_thread_index().is_none() {
-            use rayon::prelude::*;
-            out.axis_iter_mut(Axis(0))
-                .into_par_iter()
-                .enumerate()
-                .for_each(fill);
-        } else {
-            out.axis_iter_mut(Axis(0)).enumerate().for_each(fill);
-        }
+        for_each_row(
+            &mut out,
+            rows.len() * dim > 1 << 15 && rayon::current_thread_index().is_none(),
+            fill,
+        );
         SparseGrad {
             rows: uniq,
             values: out,
         }
     }
 
-    /// Expands to a dense `(vocab, dim)` matrix (for tests and checks).
+    /// Expands to a dense matrix (for tests and checks).
+    ///
+    /// # Shapes
+    /// `values`: `(k, dim)` -> `(vocab, dim)`.
+    ///
+    /// # Panics
+    /// When a row is not below `vocab`.
     pub fn to_dense(&self, vocab: usize) -> Array2<f32> {
         let mut d = Array2::zeros((vocab, self.values.ncols()));
         for (k, &r) in self.rows.iter().enumerate() {
@@ -394,6 +386,12 @@ impl Grads {
     }
 
     /// Adds a dense gradient for `id`.
+    ///
+    /// # Shapes
+    /// `g`: the parameter's `(rows, cols)`.
+    ///
+    /// # Panics
+    /// When `g`'s shape differs from the gradient already held for `id`.
     pub fn accumulate_dense(&mut self, id: ParamId, g: Array2<f32>) {
         self.ensure(id);
         match &mut self.grads[id.0] {
@@ -408,6 +406,12 @@ impl Grads {
     }
 
     /// Adds sparse rows for embedding table `id`.
+    ///
+    /// # Shapes
+    /// `g.values`: `(k, dim)`, one row per entry of `g.rows`.
+    ///
+    /// # Panics
+    /// When `dim` differs from the gradient already held for `id`, or a row lies outside it.
     pub fn accumulate_sparse(&mut self, id: ParamId, g: SparseGrad) {
         self.ensure(id);
         match &mut self.grads[id.0] {
@@ -429,6 +433,9 @@ impl Grads {
 
     /// Adds every gradient of `other` to this one (dense to dense, sparse rows to sparse rows):
     /// the gradient of a sum of losses from the gradients of its terms.
+    ///
+    /// # Panics
+    /// When a gradient's shape differs from the one it is added to.
     pub fn merge(&mut self, other: Grads) {
         for (i, g) in other.grads.into_iter().enumerate() {
             match g {

@@ -265,9 +265,18 @@ fn f32_fallback_matches_the_graph() {
         Backend::F32
     };
     assert_eq!(auto.backend(), expected);
-    if expected == Backend::F32 {
-        assert_fallback_exact(&auto, &store, &mlp, &input(30, 3, 2));
+    let x = input(30, 3, 2);
+    match expected {
+        Backend::F32 => assert_fallback_exact(&auto, &store, &mlp, &x),
+        // The kernel's output, bit for bit: `new` builds the same model as `with_backend`.
+        Backend::Bf16 => {
+            let got = auto.forward(x.view());
+            let want = forced.unwrap().forward(x.view());
+            assert_eq!(got.mapv(f32::to_bits), want.mapv(f32::to_bits));
+        }
     }
+    // The choice on a CPU without AVX-512 BF16, whatever this one has, is tested beside the
+    // constructors (`bf16::tests`).
 }
 
 /// A model without layers passes its input through; a wrong shape in the store is an error.

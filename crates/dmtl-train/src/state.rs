@@ -3,8 +3,9 @@
 //! A state directory holds `state.toml` (the manifest: format version, model, position,
 //! early-stopping state, history, the configuration, and the names of the tensor files)
 //! and the tensor files it names: `params-<generation>.safetensors` (the parameters),
-//! `adam-<generation>.safetensors` (Adam's moments, `m.<parameter>` and
-//! `v.<parameter>`) and `best-<generation>.safetensors` (the best epoch's parameters).
+//! `adam-<generation>.safetensors` (Adam's moments, `m.<parameter>` and `v.<parameter>`,
+//! and its step count, as `Optimizer::state_to_safetensors` writes them) and
+//! `best-<generation>.safetensors` (the best epoch's parameters).
 //! Each write creates new tensor files, then replaces `state.toml` atomically (temporary
 //! file and rename), then deletes the files of older generations: a reader sees either
 //! the old state or the new one, never a mix.
@@ -218,8 +219,9 @@ pub fn load<H: DeserializeOwned>(
     let mut adam = Adam::new(1e-3);
     let adam_path = dir.join(&m.adam);
     let bytes = std::fs::read(&adam_path).map_err(|e| state_err(&adam_path, e))?;
-    adam.load_state_safetensors(&bytes, like, &adam_path)?;
+    // The manifest's count serves states written before the file held one.
     adam.set_steps(m.adam_steps);
+    adam.load_state_safetensors(&bytes, like, &adam_path)?;
     let best = match (&m.best, m.position.best_metric, m.position.best_epoch) {
         (Some(file), Some(metric), Some(epoch)) => {
             let mut s = like.clone();
