@@ -336,9 +336,9 @@ pub(super) fn search(
     let ni = items.nrows();
     let mut norms = vec![0f64; nq];
     let mut good = Vec::with_capacity(nq);
-    for q in 0..nq {
-        if let Some(n) = checked_norm(queries.row(q).as_slice().expect("standard layout")) {
-            norms[q] = n;
+    for (q, (row, norm)) in queries.rows().into_iter().zip(&mut norms).enumerate() {
+        if let Some(n) = checked_norm(row.as_slice().expect("standard layout")) {
+            *norm = n;
             good.push(q);
         }
     }
