@@ -46,10 +46,26 @@ impl Kernel {
     /// # Errors
     /// [`RetrievalError::BadOption`] for [`Kernel::Bf16Filter`] on a CPU without AVX-512 BF16.
     pub fn resolve(self) -> Result<Kernel, RetrievalError> {
+        self.resolve_on(bf16_filter_supported())
+    }
+
+    /// The kernel a search with `self` runs on a CPU with (`bf16_filter = true`) or without
+    /// AVX-512 BF16: what [`Kernel::resolve`] answers on such a CPU, asked on any CPU.
+    ///
+    /// ```
+    /// use dmtl_student::retrieval::Kernel;
+    /// assert_eq!(Kernel::Auto.resolve_on(false), Ok(Kernel::Gemm));
+    /// assert_eq!(Kernel::Auto.resolve_on(true), Ok(Kernel::Bf16Filter));
+    /// assert!(Kernel::Bf16Filter.resolve_on(false).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`RetrievalError::BadOption`] for [`Kernel::Bf16Filter`] when `bf16_filter` is false.
+    pub fn resolve_on(self, bf16_filter: bool) -> Result<Kernel, RetrievalError> {
         match self {
-            Kernel::Auto if super::bf16::supported() => Ok(Kernel::Bf16Filter),
+            Kernel::Auto if bf16_filter => Ok(Kernel::Bf16Filter),
             Kernel::Auto | Kernel::Gemm => Ok(Kernel::Gemm),
-            Kernel::Bf16Filter if super::bf16::supported() => Ok(Kernel::Bf16Filter),
+            Kernel::Bf16Filter if bf16_filter => Ok(Kernel::Bf16Filter),
             Kernel::Bf16Filter => Err(RetrievalError::BadOption(
                 "the bf16 filter needs a CPU with AVX-512 BF16, which this one lacks",
             )),
