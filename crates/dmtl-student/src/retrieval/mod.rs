@@ -2,20 +2,23 @@
 //!
 //! Two paths compute the scores, and both return exactly the top K of their scores:
 //!
-//! - [`gemm`]: scores `S = Q Iᵀ` by GEMM one tile at a time (a block of queries against a block
+//! - `gemm`: scores `S = Q Iᵀ` by GEMM one tile at a time (a block of queries against a block
 //!   of items, sized to stay in a core's cache), each tile scanned at once for the K best items
 //!   per query, so the full `(queries, items)` score matrix never exists. The scan compares a
 //!   run of scores with the query's current K-th best before touching its candidates; on a
 //!   large corpus almost every score fails that check, which keeps selection far cheaper than
 //!   the GEMM.
-//! - [`bf16`]: on CPUs with AVX-512 BF16 the default [`Kernel::Auto`] replaces the GEMM by a
+//! - `bf16`: on CPUs with AVX-512 BF16 the default [`Kernel::Auto`] replaces the GEMM by a
 //!   bf16 filter with a rigorous error bound: only items whose score could reach a query's
 //!   current K-th best are rescored exactly (f64 sums of the f32 products, rounded once to
-//!   f32), so the result is still exactly the top K of those exact scores.
+//!   f32; `bound` holds that arithmetic and the error bound), so the result is still exactly
+//!   the top K of those exact scores.
 //!
-//! Both keep each query's running top K in the same buffer ([`candidates`]), and both cut the
+//! Both keep each query's running top K in the same buffer (`candidates`), and both cut the
 //! work into (query range x item range) tasks on Rayon's pool whose partial top Ks are merged
-//! per query at the end; GEMMs run single-threaded inside them (see [`dmtl_tensor::threads`]).
+//! per query at the end, GEMMs running single-threaded inside them (see
+//! [`dmtl_tensor::threads`]; `Threading::BlasThreads` runs one multi-threaded GEMM at a time
+//! instead).
 //! [`options`] holds the choices of a search ([`SearchOptions`], [`Kernel`], [`Threading`]),
 //! [`error`] why one cannot run ([`RetrievalError`]).
 //!
