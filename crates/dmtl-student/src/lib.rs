@@ -21,7 +21,6 @@
 
 #![warn(missing_docs)]
 
-mod bf16_filter;
 pub mod config;
 pub mod error;
 pub mod eval;

@@ -16,6 +16,7 @@
 use std::path::Path;
 
 use dmtl_data::{Batch, Dataset, FieldData, Schema, Side, Vocabularies};
+use dmtl_tensor::bf16::Bf16Mlp;
 use dmtl_tensor::nn::{Mlp, MlpConfig};
 use dmtl_tensor::parallel::forward_rows;
 use dmtl_tensor::{Activation, Graph, ParamStore, Var};
@@ -145,8 +146,24 @@ impl TwoTower {
     /// # Panics
     /// When the fields do not pass [`FieldEmbeddings::check_fields`].
     pub fn user_tower_fields(&self, g: &Graph<'_>, fields: &[FieldData], n_rows: usize) -> Var {
+        self.user_tower_packed(g, fields, n_rows, None)
+    }
+
+    /// [`TwoTower::user_tower_fields`], with the MLP run by `packed` when given (a copy of
+    /// [`TwoTower::user_mlp`] packed for inference, see [`crate::inference`]): its output
+    /// enters the graph as a value without gradient, everything else is the same code.
+    pub(crate) fn user_tower_packed(
+        &self,
+        g: &Graph<'_>,
+        fields: &[FieldData],
+        n_rows: usize,
+        packed: Option<&Bf16Mlp>,
+    ) -> Var {
         let h = self.user_fields.forward_fields(g, fields, n_rows);
-        let u = self.user_mlp.forward(g, h);
+        let u = match packed {
+            None => self.user_mlp.forward(g, h),
+            Some(mlp) => g.input(g.with_value(h, |h| mlp.forward(h))),
+        };
         match self.similarity {
             Similarity::Dot => u,
             Similarity::Cosine { temperature } => {
@@ -419,12 +436,23 @@ impl Student {
     ///
     /// Fails when the batch does not fit the schema and vocabularies.
     pub fn user_vectors_batch(&self, batch: &Batch) -> Result<Array2<f32>> {
+        self.user_vectors_batch_packed(batch, None)
+    }
+
+    /// [`Student::user_vectors_batch`] with the user MLP run by `packed` when given (see
+    /// [`TwoTower::user_tower_packed`]).
+    pub(crate) fn user_vectors_batch_packed(
+        &self,
+        batch: &Batch,
+        packed: Option<&Bf16Mlp>,
+    ) -> Result<Array2<f32>> {
         self.towers
             .user_fields
             .check_fields(&batch.fields, batch.n_rows)?;
         Ok(forward_rows(&self.store, batch.n_rows, |g, r| {
             let b = &*batch.part(r);
-            self.user_tower(g, b)
+            self.towers
+                .user_tower_packed(g, &b.fields, b.n_rows, packed)
         }))
     }
 

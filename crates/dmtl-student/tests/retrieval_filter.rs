@@ -197,48 +197,77 @@ fn check(q: &Array2<f32>, items: &Array2<f32>, ks: &[usize], what: &str) {
     }
 }
 
+/// The CPU's own answer: x86-64 with AVX-512F and AVX-512 BF16.
+fn cpu_has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `Auto` names the kernel it runs: the bf16 filter exactly where the CPU has AVX-512 BF16,
-/// otherwise the GEMM path; asking for the filter on a CPU without it is an error, and
-/// `Auto`'s result is that of the kernel it names.
+/// otherwise the GEMM path; asking for the filter on a CPU without it is an error. Both kinds
+/// of CPU are asked on this one (`resolve_on`), and this CPU answers as its kind. `Auto`'s
+/// result is that of the kernel it names: here, and on the other kind of CPU, whose path
+/// runs here under its resolved name.
 #[test]
 fn reports_the_kernel_in_use() {
     let supported = bf16_filter_supported();
-    assert_eq!(supported, dmtl_tensor::bf16::available());
+    assert_eq!(supported, cpu_has_avx512_bf16());
     eprintln!("bf16 filter supported: {supported}");
-    assert_eq!(Kernel::Gemm.resolve(), Ok(Kernel::Gemm));
+    for cpu in [false, true] {
+        assert_eq!(Kernel::Gemm.resolve_on(cpu), Ok(Kernel::Gemm));
+        let auto = if cpu {
+            Kernel::Bf16Filter
+        } else {
+            Kernel::Gemm
+        };
+        assert_eq!(Kernel::Auto.resolve_on(cpu), Ok(auto));
+        match Kernel::Bf16Filter.resolve_on(cpu) {
+            Ok(k) => assert!(cpu && k == Kernel::Bf16Filter, "{k:?}"),
+            Err(e) => assert!(!cpu && matches!(e, RetrievalError::BadOption(_)), "{e}"),
+        }
+    }
+    for kernel in [Kernel::Auto, Kernel::Gemm, Kernel::Bf16Filter] {
+        assert_eq!(kernel.resolve(), kernel.resolve_on(supported), "{kernel:?}");
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let items = normal(300, 24, &mut rng);
     let q = normal(5, 24, &mut rng);
-    let run = |kernel| {
-        let o = SearchOptions {
-            kernel,
-            ..SearchOptions::default()
-        };
-        top_k_with(q.view(), items.view(), 10, None, o)
-    };
-    let gemm = run(Kernel::Gemm).unwrap();
-    let gemm_opts = SearchOptions {
-        kernel: Kernel::Gemm,
+    let opts = |kernel| SearchOptions {
+        kernel,
         ..SearchOptions::default()
     };
-    assert_eq!(gemm, expected(gemm_opts, &q, &items, 10, None));
-    if supported {
-        assert_eq!(Kernel::Auto.resolve(), Ok(Kernel::Bf16Filter));
-        assert_eq!(Kernel::Bf16Filter.resolve(), Ok(Kernel::Bf16Filter));
-        let filter = run(Kernel::Bf16Filter).unwrap();
-        assert_eq!(filter, brute(&q, &items, 10, None));
-        assert_eq!(run(Kernel::Auto).unwrap(), filter);
-    } else {
-        assert_eq!(Kernel::Auto.resolve(), Ok(Kernel::Gemm));
-        assert!(matches!(
-            Kernel::Bf16Filter.resolve(),
-            Err(RetrievalError::BadOption(_))
-        ));
+    let run = |kernel| top_k_with(q.view(), items.view(), 10, None, opts(kernel));
+    let gemm = run(Kernel::Gemm).unwrap();
+    assert_eq!(gemm, expected(opts(Kernel::Gemm), &q, &items, 10, None));
+    for cpu in [false, true] {
+        if cpu && !supported {
+            continue;
+        }
+        // What `Auto` runs on a CPU of this kind.
+        let auto = run(Kernel::Auto.resolve_on(cpu).unwrap()).unwrap();
+        let want = if cpu {
+            brute(&q, &items, 10, None)
+        } else {
+            gemm.clone()
+        };
+        assert_eq!(auto, want, "Auto on a CPU with the filter: {cpu}");
+    }
+    assert_eq!(
+        run(Kernel::Auto).unwrap(),
+        run(Kernel::Auto.resolve().unwrap()).unwrap()
+    );
+    if !supported {
         assert!(matches!(
             run(Kernel::Bf16Filter),
             Err(RetrievalError::BadOption(_))
         ));
-        assert_eq!(run(Kernel::Auto).unwrap(), gemm);
     }
 }
 

@@ -3,7 +3,7 @@
 //! Scores are first computed approximately: query and item vectors are rounded to bf16 and
 //! multiplied with `vdpbf16ps`, which does twice the multiply-adds per instruction of an f32
 //! FMA. An approximate score `a` is within a rigorous bound `e` of the exact score `r` (see
-//! [`ErrorModel`]). Per query, `L` is the K-th best exact score among the items kept so far:
+//! [`super::bound::ErrorModel`]). Per query, `L` is the K-th best exact score among the items kept so far:
 //! the final K-th best can only be higher, so an item with `a + e < L` has `r < L` and can never
 //! enter the result, not even by a tie. Every other item is rescored exactly at once (its f32
 //! row is still in cache) and offered to the query's running top K of exact scores, which
@@ -11,16 +11,17 @@
 //! scores), whatever the rounding of the filter did.
 //!
 //! The micro-kernel computes a 12-query x 32-item block of scores in registers and compares it
-//! with the queries' current thresholds `L - e` (rounded down to f32) before anything is written to memory; on a
-//! large corpus almost no block has a score above the threshold, so selection costs one
-//! comparison per 16 scores.
+//! with the queries' current thresholds `L - e` (rounded down to f32) before anything is
+//! written to memory; on a large corpus almost no block has a score above the threshold, so
+//! selection costs one comparison per 16 scores.
 //!
 //! Vectors with a non-finite or very large component are not filtered: such a query is left
 //! to the caller (`None` in the result), such an item is scored exactly for every query.
 
 use ndarray::ArrayView2;
-use rayon::prelude::*;
-use std::cmp::Ordering;
+
+use super::bound::{checked_norm, exact_dot, exact_dot_wide, round_down, ErrorModel};
+use super::candidates::{search_grid, split, Candidates};
 
 /// Queries per micro-kernel panel.
 const NQ: usize = 12;
@@ -29,233 +30,24 @@ const NG: usize = 2;
 /// Items per micro-kernel call.
 const NI: usize = 16 * NG;
 /// Largest vector length the error bound is set up for.
-pub(crate) const MAX_DIM: usize = 4096;
-/// Components above this magnitude (or non-finite) send a vector to the exact path; below it
-/// no bf16 value, product or sum can overflow.
-const LIMIT: f32 = 1.1259e15; // ~2^50
-
+pub(super) const MAX_DIM: usize = 4096;
 /// `true` when this CPU runs the bf16 kernel (the same test as the bf16 MLP's).
-pub(crate) fn supported() -> bool {
+pub(super) fn supported() -> bool {
     dmtl_tensor::bf16::available()
 }
 
-/// Round-to-nearest-even f32 -> bf16 bits, for finite inputs of magnitude at most [`LIMIT`].
+/// Round-to-nearest-even f32 -> bf16 bits, for finite inputs of magnitude at most
+/// [`super::bound::LIMIT`].
 #[inline]
 fn bf16_bits(x: f32) -> u32 {
     u32::from(dmtl_tensor::bf16::round_bf16(x))
 }
 
-/// The bound `|a - r| <= rel * |q| * |x| + abs * (1 + |q| + |x|)` for vectors of length `d`.
-///
-/// `a` is the filter's score: `q` and `x` rounded to bf16 (relative error `2^-8` per
-/// component, plus `2^-126` where the hardware treats subnormals as zero), products summed in
-/// f32 with subnormal results flushed to zero. `r` is the exact score: the f64 sum of the f32
-/// products rounded once to f32. By Cauchy-Schwarz `sum |q_d x_d| <= |q| |x|`, so
-/// `|a - r| <= (2u_b + u_b^2 + gamma_2d (1 + u_b)^2 + u + 2d 2^-53) |q| |x|` plus terms in
-/// `2^-126`, with `u_b = 2^-8`, `u = 2^-24`, `gamma_n = n u / (1 - n u)`. `rel` rounds that up
-/// by 2^-10 of itself, which also covers the f64 arithmetic on norms and bounds, and `abs`
-/// covers the subnormal terms (at most `2^-118 (|q| + |x|) + 2^-112` for `d <= 4096`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ErrorModel {
-    rel: f64,
-    abs: f64,
-}
-
-impl ErrorModel {
-    pub(crate) fn new(d: usize) -> Self {
-        let ub = 2f64.powi(-8);
-        let u = 2f64.powi(-24);
-        let n = 2.0 * d as f64 + 2.0;
-        let gamma = n * u / (1.0 - n * u);
-        let rel =
-            2.0 * ub + ub * ub + gamma * (1.0 + ub).powi(2) + u + 2.0 * d as f64 * 2f64.powi(-53);
-        Self {
-            rel: rel * (1.0 + 2f64.powi(-10)),
-            abs: 2f64.powi(-110),
-        }
-    }
-
-    /// The bound for a query of norm `qn` and items of norm at most `xn`, rounded up to f32.
-    #[inline]
-    pub(crate) fn bound(&self, qn: f64, xn: f64) -> f32 {
-        let e = self.rel * qn * xn + self.abs * (1.0 + qn + xn);
-        round_up(e)
-    }
-}
-
+/// Threshold on the approximate score `a` of items whose bound is `e`: whenever the exact
+/// score can reach the candidates' threshold `l`, `a >= l - e >= thr`.
 #[inline]
-fn round_up(x: f64) -> f32 {
-    let f = x as f32;
-    if (f as f64) < x {
-        f.next_up()
-    } else {
-        f
-    }
-}
-
-#[inline]
-fn round_down(x: f64) -> f32 {
-    let f = x as f32;
-    if (f as f64) > x {
-        f.next_down()
-    } else {
-        f
-    }
-}
-
-/// Exact score: the f32 products (exact in f64) summed in f64 in a fixed order (16 running
-/// sums over the components, added pairwise, then the tail), rounded once to f32.
-#[inline(always)]
-pub(crate) fn exact_dot(q: &[f32], x: &[f32]) -> f32 {
-    let mut acc = [0f64; 16];
-    let (qc, xc) = (q.chunks_exact(16), x.chunks_exact(16));
-    let (qr, xr) = (qc.remainder(), xc.remainder());
-    for (a, b) in qc.zip(xc) {
-        for l in 0..16 {
-            acc[l] += a[l] as f64 * b[l] as f64;
-        }
-    }
-    let mut w = 16;
-    while w > 1 {
-        w /= 2;
-        for l in 0..w {
-            acc[l] += acc[l + w];
-        }
-    }
-    let mut s = acc[0];
-    for (a, b) in qr.iter().zip(xr) {
-        s += *a as f64 * *b as f64;
-    }
-    s as f32
-}
-
-/// [`exact_dot`] compiled with AVX-512 (same operations in the same order, so the same
-/// result; products of f32 values are exact in f64, so no fused multiply-add can differ).
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn exact_dot_wide(q: &[f32], x: &[f32]) -> f32 {
-    exact_dot(q, x)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn exact_dot_wide(q: &[f32], x: &[f32]) -> f32 {
-    exact_dot(q, x)
-}
-
-/// Norm in f64 when every component is finite and at most [`LIMIT`] in magnitude.
-#[inline]
-fn checked_norm(v: &[f32]) -> Option<f64> {
-    let mut s = [0f64; 8];
-    let mut ok = true;
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..8 {
-            ok &= c[l].abs() <= LIMIT; // false for NaN and infinities
-            s[l] += c[l] as f64 * c[l] as f64;
-        }
-    }
-    for &x in rest {
-        ok &= x.abs() <= LIMIT;
-        s[0] += x as f64 * x as f64;
-    }
-    ok.then(|| s.iter().sum::<f64>().sqrt())
-}
-
-/// One query's running top K of exact scores.
-///
-/// Candidates are appended in O(1); when the buffer holds `cap` of them it is cut back to the
-/// best K (by score, then lower index) and `l` becomes the K-th best score, so a cut costs O(1)
-/// per candidate however many scores tie.
-struct State {
-    k: usize,
-    cap: usize,
-    /// The K-th best exact score seen so far once K were seen, `-inf` before: the final K-th
-    /// best can only be higher, so an item scoring below it never enters the result.
-    l: f32,
-    filled: bool,
-    buf: Vec<(f32, u32)>,
-    /// Room for the scores during a cut.
-    scratch: Vec<f32>,
-}
-
-impl State {
-    fn new(k: usize) -> Self {
-        Self {
-            k,
-            cap: k.saturating_mul(2).max(k + 32),
-            l: f32::NEG_INFINITY,
-            filled: false,
-            buf: Vec::new(),
-            scratch: Vec::new(),
-        }
-    }
-
-    /// Offers an exact score; returns `true` when `l` rose.
-    #[inline]
-    fn offer(&mut self, r: f32, i: u32) -> bool {
-        // A score equal to `l` may still win on a lower index; NaN is never eligible.
-        if r.is_nan() || (self.filled && r < self.l) {
-            return false;
-        }
-        self.buf.push((r, i));
-        if !self.filled {
-            if self.buf.len() == self.k {
-                self.filled = true;
-                self.l = self.buf.iter().fold(f32::INFINITY, |m, c| m.min(c.0));
-                return true;
-            }
-            false
-        } else if self.buf.len() >= self.cap {
-            self.compact();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Keeps the best K in ranking order and sets `l` to the K-th score.
-    fn compact(&mut self) {
-        if self.buf.len() <= self.k {
-            return;
-        }
-        // Selecting on bare scores is much cheaper than on (score, index) pairs.
-        self.scratch.clear();
-        self.scratch.extend(self.buf.iter().map(|c| c.0));
-        let (better, &mut th, _) = self.scratch.select_nth_unstable_by(self.k - 1, |a, b| {
-            b.partial_cmp(a).unwrap_or(Ordering::Equal)
-        });
-        let above = better.iter().filter(|&&s| s > th).count();
-        let need = self.k - above;
-        let ties = self.buf.iter().filter(|c| c.0 == th).count();
-        // Among the scores equal to the K-th, the lowest indices win (the buffer is not in
-        // index order: exactly scored items of a block come after the block).
-        let last = if ties > need {
-            let mut idx: Vec<u32> = self.buf.iter().filter(|c| c.0 == th).map(|c| c.1).collect();
-            *idx.select_nth_unstable(need - 1).1
-        } else {
-            u32::MAX
-        };
-        self.buf.retain(|c| c.0 > th || (c.0 == th && c.1 <= last));
-        debug_assert_eq!(self.buf.len(), self.k);
-        self.l = th;
-    }
-
-    /// Threshold on the approximate score `a` of items whose bound is `e`: whenever the exact
-    /// score can reach `l`, `a >= l - e >= thr`.
-    #[inline]
-    fn threshold(&self, e: f32) -> f32 {
-        round_down(self.l as f64 - e as f64)
-    }
-
-    fn into_sorted(mut self) -> Vec<(f32, u32)> {
-        self.compact();
-        self.buf.sort_unstable_by(crate::retrieval::rank_order);
-        self.buf
-    }
+fn filter_threshold(c: &Candidates, e: f32) -> f32 {
+    round_down(c.threshold() as f64 - e as f64)
 }
 
 /// Queries rounded to bf16 pairs, in panels of [`NQ`]: `data[panel][t][lane]` holds
@@ -364,13 +156,11 @@ fn search_task(
     model: ErrorModel,
     (p0, p1): (usize, usize),
     (i0, i1): (usize, usize),
-) -> Vec<Vec<(f32, u32)>> {
+) -> Vec<Candidates> {
     let t_len = qp.t_len;
-    let mut states: Vec<State> = (p0 * NQ..p1 * NQ).map(|_| State::new(k)).collect();
+    let mut states = vec![Candidates::new(k); (p1 - p0) * NQ];
     let mut block = ItemBlock::new();
-    let mut out = [[0f32; NI]; NQ];
-    let mut masks = [0u32; NQ];
-    let mut thr = [0f32; NQ];
+    let mut tile = Tile::new();
     let mut err = [0f32; NQ];
     for ia in (i0..i1).step_by(item_block) {
         let ie = (ia + item_block).min(i1);
@@ -382,10 +172,10 @@ fn search_task(
                 let j = p * NQ + n;
                 if qp.rows[j] == usize::MAX {
                     // Padding: no score reaches +inf.
-                    thr[n] = f32::INFINITY;
+                    tile.thr[n] = f32::INFINITY;
                 } else {
                     err[n] = model.bound(qp.norms[j], block.max_norm);
-                    thr[n] = st[n].threshold(err[n]);
+                    tile.thr[n] = filter_threshold(&st[n], err[n]);
                 }
             }
             let qdata = &qp.data[p * NQ * t_len..(p + 1) * NQ * t_len];
@@ -393,12 +183,12 @@ fn search_task(
                 let xdata = &block.data[g * t_len * 16..(g + NG) * t_len * 16];
                 // SAFETY: `supported()` was checked by the caller; slices have the lengths the
                 // kernel reads (`t_len * NQ` and `NG * t_len * 16`).
-                if !unsafe { kernel(qdata, xdata, t_len, &thr, &mut out, &mut masks) } {
+                if !unsafe { kernel(qdata, xdata, t_len, &mut tile) } {
                     continue;
                 }
                 let first = ia + g * 16;
                 for n in 0..NQ {
-                    let mut m = masks[n];
+                    let mut m = tile.masks[n];
                     if m == 0 {
                         continue;
                     }
@@ -410,7 +200,7 @@ fn search_task(
                         let l = m.trailing_zeros() as usize;
                         m &= m - 1;
                         // The threshold may have risen since the mask was taken.
-                        if out[n][l] < thr[n] {
+                        if tile.out[n][l] < tile.thr[n] {
                             continue;
                         }
                         let i = first + l;
@@ -429,7 +219,7 @@ fn search_task(
                         let r =
                             unsafe { exact_dot_wide(qrow, x.as_slice().expect("standard layout")) };
                         if st[n].offer(r, i) {
-                            thr[n] = st[n].threshold(err[n]);
+                            tile.thr[n] = filter_threshold(&st[n], err[n]);
                         }
                     }
                 }
@@ -452,26 +242,39 @@ fn search_task(
             }
         }
     }
-    states.into_iter().map(|s| s.into_sorted()).collect()
+    states
 }
 
-/// 12 queries x 32 items of approximate scores; when some score reaches its query's threshold,
-/// writes them to `out`, which of them do to `masks` (bit `l` of `masks[n]` for item `l` of
-/// query `n`), and returns `true`.
+/// The micro-kernel's block: each query's threshold on the approximate scores, and what the
+/// kernel found above them.
+struct Tile {
+    /// Per query of the panel: approximate scores below it cannot reach the top K.
+    thr: [f32; NQ],
+    /// The block's approximate scores, written only when some reached its threshold.
+    out: [[f32; NI]; NQ],
+    /// Bit `l` of `masks[n]`: item `l` reached query `n`'s threshold.
+    masks: [u32; NQ],
+}
+
+impl Tile {
+    fn new() -> Self {
+        Self {
+            thr: [0.0; NQ],
+            out: [[0.0; NI]; NQ],
+            masks: [0; NQ],
+        }
+    }
+}
+
+/// 12 queries x 32 items of approximate scores; when some score reaches its query's threshold
+/// `tile.thr`, writes them to `tile.out`, which of them do to `tile.masks`, and returns `true`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and AVX-512 BF16; `q.len() >= t_len * NQ` and
 /// `x.len() >= NG * t_len * 16`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn kernel(
-    q: &[u32],
-    x: &[u32],
-    t_len: usize,
-    thr: &[f32; NQ],
-    out: &mut [[f32; NI]; NQ],
-    masks: &mut [u32; NQ],
-) -> bool {
+unsafe fn kernel(q: &[u32], x: &[u32], t_len: usize, tile: &mut Tile) -> bool {
     use std::arch::x86_64::*;
     debug_assert!(q.len() >= t_len * NQ && x.len() >= NG * t_len * 16);
     let qp = q.as_ptr();
@@ -492,17 +295,17 @@ unsafe fn kernel(
     let mut any = 0u32;
     let mut m = [0u32; NQ];
     for (n, row) in acc.iter().enumerate() {
-        let th = _mm512_set1_ps(thr[n]);
+        let th = _mm512_set1_ps(tile.thr[n]);
         for (g, a) in row.iter().enumerate() {
             m[n] |= (_mm512_cmp_ps_mask::<_CMP_GE_OQ>(*a, th) as u32) << (16 * g);
         }
         any |= m[n];
     }
     if any != 0 {
-        *masks = m;
+        tile.masks = m;
         for (n, row) in acc.iter().enumerate() {
             for (g, a) in row.iter().enumerate() {
-                _mm512_storeu_ps(out[n].as_mut_ptr().add(g * 16), *a);
+                _mm512_storeu_ps(tile.out[n].as_mut_ptr().add(g * 16), *a);
             }
         }
     }
@@ -510,35 +313,22 @@ unsafe fn kernel(
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(
-    _q: &[u32],
-    _x: &[u32],
-    _t_len: usize,
-    _thr: &[f32; NQ],
-    _out: &mut [[f32; NI]; NQ],
-    _masks: &mut [u32; NQ],
-) -> bool {
+unsafe fn kernel(_q: &[u32], _x: &[u32], _t_len: usize, _tile: &mut Tile) -> bool {
     unreachable!("the bf16 filter runs only where supported() holds")
 }
 
-fn split(n: usize, parts: usize) -> Vec<(usize, usize)> {
-    let parts = parts.clamp(1, n.max(1));
-    (0..parts)
-        .map(|p| (n * p / parts, n * (p + 1) / parts))
-        .collect()
-}
-
-/// Exact top-`k` of every query whose vector the filter can take, `None` for the others.
+/// The top-`k` candidates of every query whose vector the filter can take, `None` for the
+/// others.
 ///
 /// The caller has checked [`supported`], the shapes (`d` in `1..=MAX_DIM`, matching columns),
 /// `k >= 1`, and sorted the exclusion lists.
-pub(crate) fn search(
+pub(super) fn search(
     queries: ArrayView2<f32>,
     items: ArrayView2<f32>,
     k: usize,
     exclude: Option<&[Vec<u32>]>,
     item_block: usize,
-) -> Vec<Option<Vec<(f32, u32)>>> {
+) -> Vec<Option<Candidates>> {
     let queries = queries.as_standard_layout();
     let items = items.as_standard_layout();
     let (queries, items) = (queries.view(), items.view());
@@ -546,13 +336,13 @@ pub(crate) fn search(
     let ni = items.nrows();
     let mut norms = vec![0f64; nq];
     let mut good = Vec::with_capacity(nq);
-    for q in 0..nq {
-        if let Some(n) = checked_norm(queries.row(q).as_slice().expect("standard layout")) {
-            norms[q] = n;
+    for (q, (row, norm)) in queries.rows().into_iter().zip(&mut norms).enumerate() {
+        if let Some(n) = checked_norm(row.as_slice().expect("standard layout")) {
+            *norm = n;
             good.push(q);
         }
     }
-    let mut result: Vec<Option<Vec<(f32, u32)>>> = vec![None; nq];
+    let mut result: Vec<Option<Candidates>> = vec![None; nq];
     if good.is_empty() {
         return result;
     }
@@ -570,32 +360,13 @@ pub(crate) fn search(
         .max(1);
     let p_ranges = split(panels, p_parts);
     let i_ranges = split(ni, i_parts);
-    let tasks: Vec<((usize, usize), (usize, usize))> = p_ranges
-        .iter()
-        .flat_map(|&pr| i_ranges.iter().map(move |&ir| (pr, ir)))
-        .collect();
-    let partial: Vec<Vec<Vec<(f32, u32)>>> = tasks
-        .par_iter()
-        .map(|&(pr, ir)| search_task(queries, items, k, exclude, item_block, &qp, model, pr, ir))
-        .collect();
-    let mut partial = partial.into_iter();
-    for &(p0, p1) in &p_ranges {
-        let mut acc = partial.next().expect("one result per task");
-        for _ in 1..i_ranges.len() {
-            let other = partial.next().expect("one result per task");
-            for (a, b) in acc.iter_mut().zip(other) {
-                a.extend(b);
-                a.sort_unstable_by(crate::retrieval::rank_order);
-                a.truncate(k);
-            }
+    let lanes = search_grid(&p_ranges, &i_ranges, |pr, ir| {
+        search_task(queries, items, k, exclude, item_block, &qp, model, pr, ir)
+    });
+    for (&q, c) in qp.rows.iter().zip(lanes) {
+        if q != usize::MAX {
+            result[q] = Some(c);
         }
-        for (j, list) in acc.into_iter().enumerate() {
-            let q = qp.rows[p0 * NQ + j];
-            if q != usize::MAX {
-                result[q] = Some(list);
-            }
-        }
-        debug_assert!(p1 >= p0);
     }
     result
 }
@@ -619,16 +390,15 @@ mod tests {
         let mut block = ItemBlock::new();
         block.fill(items.view(), 0, items.nrows(), qp.t_len);
         assert!(block.exact.is_empty());
-        let thr = [f32::NEG_INFINITY; NQ];
-        let mut out = [[0f32; NI]; NQ];
-        let mut masks = [0u32; NQ];
+        let mut tile = Tile::new();
+        tile.thr = [f32::NEG_INFINITY; NQ];
         let mut worst = 0f64;
         for p in 0..qp.panels() {
             let qdata = &qp.data[p * NQ * qp.t_len..(p + 1) * NQ * qp.t_len];
             for g in (0..block.data.len() / (16 * qp.t_len)).step_by(NG) {
                 let xdata = &block.data[g * qp.t_len * 16..(g + NG) * qp.t_len * 16];
-                assert!(unsafe { kernel(qdata, xdata, qp.t_len, &thr, &mut out, &mut masks) });
-                assert_eq!(masks, [u32::MAX; NQ]);
+                assert!(unsafe { kernel(qdata, xdata, qp.t_len, &mut tile) });
+                assert_eq!(tile.masks, [u32::MAX; NQ]);
                 for n in 0..NQ {
                     let Some(&q) = good.get(p * NQ + n) else {
                         continue;
@@ -643,11 +413,11 @@ mod tests {
                             exact_dot(queries.row(q).as_slice().unwrap(), x.as_slice().unwrap());
                         let xn = checked_norm(x.as_slice().unwrap()).unwrap();
                         let e = model.bound(norms[q], xn) as f64;
-                        let gap = (out[n][l] as f64 - r as f64).abs();
+                        let gap = (tile.out[n][l] as f64 - r as f64).abs();
                         assert!(
                             gap <= e,
                             "query {q} item {i}: approx {} exact {r} bound {e}",
-                            out[n][l]
+                            tile.out[n][l]
                         );
                         if e > 0.0 {
                             worst = worst.max(gap / e);
@@ -698,11 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn rounding_helpers_round_the_right_way() {
-        for x in [0.1f64, -0.1, 1.0 / 3.0, 1e-40, -1e-40, 3.0, 0.0] {
-            assert!(round_up(x) as f64 >= x && round_down(x) as f64 <= x, "{x}");
-        }
-        assert_eq!(round_down(f64::NEG_INFINITY), f32::NEG_INFINITY);
+    fn bf16_bits_round_to_nearest_even() {
         assert_eq!(bf16_bits(1.0), 0x3f80);
         // Ties to even: 1 + 2^-8 is halfway between 1 and 1 + 2^-7.
         assert_eq!(bf16_bits(1.0 + 2f32.powi(-8)), 0x3f80);
