@@ -13,41 +13,23 @@ use crate::paths::parent_of;
 pub use crate::paths::resolve;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
-/// over `path`, so a reader never sees half a file and a failure leaves the old file in place.
+/// over `path`, so a reader never sees half a file and a failure leaves the old file in place
+/// (the workspace's one writer, [`dmtl_fs::write_atomic_with`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes).map_err(Into::into))
 }
 
-/// Like [`write_atomic`], but `body` writes the content into the temporary file.
+/// Like [`write_atomic`], but `body` writes the content into the temporary file. Missing
+/// folders on the way to `path` are created.
 pub fn write_atomic_with(
     path: &Path,
     body: impl FnOnce(&mut std::fs::File) -> Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = crate::paths::parent_of(path);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    // Temporary files are created private (0600) by default; an output is created like any
-    // file instead (0666 less the umask), so it keeps that mode after the rename.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    body(tmp.as_file_mut()).with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    dmtl_fs::write_atomic_with(path, body)
+        .map_err(|e| e.merge(anyhow::Error::from))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes UTF-8 text atomically.

@@ -91,15 +91,38 @@ pub fn blas_threads() -> usize {
     }
 }
 
-/// Runs `f` with BLAS limited to `n` threads, restoring the previous count afterwards.
+/// Open [`with_blas_threads`] scopes, and the BLAS thread count to restore when the last ends.
+static SCOPES: std::sync::Mutex<(usize, usize)> = std::sync::Mutex::new((0, 0));
+
+/// Runs `f` with BLAS limited to `n` threads, restoring the count in force before once no such
+/// scope is open any more (also when `f` panics).
 ///
-/// Use it around code that issues GEMMs from several Rayon tasks at once.
+/// Use it around code that issues GEMMs from several Rayon tasks at once. The BLAS thread count
+/// is one setting for the whole process, so scopes opened at the same time from several threads
+/// share it: the count of the scope opened last holds until the last one ends, and only then is
+/// the count from before the first restored (a scope saving and restoring on its own would, when
+/// two overlap, leave the process at the scope's count for good).
 pub fn with_blas_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
-    let before = blas_threads();
-    set_blas_threads(n);
-    let out = f();
-    set_blas_threads(before);
-    out
+    struct Scope;
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            let mut s = SCOPES.lock().unwrap_or_else(|e| e.into_inner());
+            s.0 -= 1;
+            if s.0 == 0 {
+                set_blas_threads(s.1);
+            }
+        }
+    }
+    {
+        let mut s = SCOPES.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0 == 0 {
+            s.1 = blas_threads();
+        }
+        s.0 += 1;
+        set_blas_threads(n);
+    }
+    let _scope = Scope;
+    f()
 }
 
 /// Fewest rows worth a shard of their own: below this, splitting costs more than it saves.
