@@ -14,6 +14,18 @@ pub enum DistError {
         /// Why.
         reason: &'static str,
     },
+    /// An MPI launcher started several ranks, but this build has no MPI (the `mpi` feature).
+    #[error(
+        "rank {}: started as one of {size} ranks by an MPI launcher, but built without the \
+         `mpi` feature: rebuild with `--features mpi`",
+        rank_text(*rank)
+    )]
+    NoMpi {
+        /// The rank the launcher gave this process.
+        rank: Option<usize>,
+        /// The number of ranks it started.
+        size: usize,
+    },
     /// A buffer longer than one MPI call can carry (counts are 32-bit signed integers).
     #[error("rank {rank}: rank {from} sends {len} elements, more than one MPI call carries ({max})", max = i32::MAX)]
     TooLarge {
@@ -53,10 +65,10 @@ pub enum DistError {
 }
 
 impl DistError {
-    /// The rank reporting the error (`None` only when MPI failed to start before it knew).
+    /// The rank reporting the error (`None` only when MPI did not start and the launcher did not say).
     pub fn rank(&self) -> Option<usize> {
         match self {
-            DistError::Init { rank, .. } => *rank,
+            DistError::Init { rank, .. } | DistError::NoMpi { rank, .. } => *rank,
             DistError::TooLarge { rank, .. }
             | DistError::Layout { rank, .. }
             | DistError::ParamsDiffer { rank, .. } => Some(*rank),

@@ -9,7 +9,8 @@
 //!   [`Shares`] weighs each rank's gradient for the global batch's mean.
 //! - [`hash`]: a hash of all parameters and the check that every rank holds the same.
 //!
-//! Every failure is a [`DistError`] naming the rank; [`unwrap_or_abort`] ends the whole job
+//! [`world`] picks the collective: MPI's when `mpirun` started the program with several ranks,
+//! [`Local`] otherwise. Every failure is a [`DistError`] naming the rank; [`unwrap_or_abort`] ends the whole job
 //! with such an error when one rank cannot go on. docs/distributed.md describes what is
 //! exchanged per step and its cost.
 
@@ -19,6 +20,7 @@ pub mod collective;
 pub mod error;
 pub mod exchange;
 pub mod hash;
+pub mod launch;
 pub mod local;
 #[cfg(feature = "mpi")]
 pub mod mpi_comm;
@@ -28,6 +30,7 @@ pub use collective::{abort_with, unwrap_or_abort, Collective, Gathered};
 pub use error::DistError;
 pub use exchange::{sum_over_ranks, ExchangeStats, Layout, Summed};
 pub use hash::{check_same_params, param_hash};
+pub use launch::world;
 pub use local::Local;
 #[cfg(feature = "mpi")]
 pub use mpi_comm::Mpi;

@@ -13,6 +13,7 @@ use ::mpi::topology::SimpleCommunicator;
 use ::mpi::traits::{Communicator, CommunicatorCollectives, Equivalence, Root};
 use ::mpi::{Count, Threading};
 
+use crate::launch::launcher_rank;
 use crate::{Collective, DistError, Gathered};
 
 /// `MPI_COMM_WORLD` of a job started by an MPI launcher (`mpirun -np N program`). MPI is
@@ -32,14 +33,6 @@ impl std::fmt::Debug for Mpi {
             .field("size", &self.size)
             .finish()
     }
-}
-
-/// The rank an MPI launcher gave this process, read from its environment (OpenMPI, MPICH,
-/// PMIx), for errors raised before MPI can say.
-fn launcher_rank() -> Option<usize> {
-    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok()?.parse().ok())
 }
 
 impl Mpi {

@@ -12,7 +12,7 @@
 
 use dmtl_dist::{
     check_same_params, sum_over_ranks, unwrap_or_abort, Collective, DistError, Gathered, Layout,
-    Mpi, Shares,
+    Shares,
 };
 use dmtl_tensor::{Grad, Grads, Init, ParamKind, ParamStore, SparseGrad};
 use ndarray::Array2;
@@ -125,7 +125,7 @@ fn as_store(grads: &Grads) -> ParamStore {
     s
 }
 
-fn check_exchange(c: &Mpi) -> Result<(), CheckError> {
+fn check_exchange(c: &dyn Collective) -> Result<(), CheckError> {
     let (rank, n) = (c.rank(), c.size());
     let store = model();
     let layout = Layout::new(&store);
@@ -173,7 +173,7 @@ fn check_exchange(c: &Mpi) -> Result<(), CheckError> {
     Ok(())
 }
 
-fn check_collectives(c: &Mpi) -> Result<(), CheckError> {
+fn check_collectives(c: &dyn Collective) -> Result<(), CheckError> {
     let (rank, n) = (c.rank(), c.size());
     let vector = |r: usize| -> Vec<f32> { (0..5).map(|k| (r * 10 + k) as f32 * 0.25).collect() };
     let mut buf = vector(rank);
@@ -258,22 +258,24 @@ fn mode() -> Mode {
 
 fn main() {
     let mode = mode();
-    let c = match Mpi::init() {
+    // `world()` gives MPI's collective under mpirun with several ranks.
+    let c = match dmtl_dist::world() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             std::process::exit(1);
         }
     };
-    let mut result = check_collectives(&c).and_then(|()| check_exchange(&c));
+    let c = &*c;
+    let mut result = check_collectives(c).and_then(|()| check_exchange(c));
     match mode {
         Mode::Fail(r) if r == c.rank() && result.is_ok() => result = Err(CheckError::Injected(r)),
         Mode::Crash(r) if r == c.rank() => std::process::abort(),
         _ => {}
     }
-    unwrap_or_abort(&c, result);
+    unwrap_or_abort(c, result);
     // The others wait here for a failed rank, until the launcher ends the job.
-    unwrap_or_abort(&c, c.barrier());
+    unwrap_or_abort(c, c.barrier());
     println!(
         "mpi_check: rank {} of {}: all checks passed",
         c.rank(),
