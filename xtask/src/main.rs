@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
 mod bench;
+mod mpi;
 
 const HELP: &str = "\
 cargo xtask <command> [args]
@@ -16,6 +17,8 @@ Commands:
   demo [args]      The paper's experiment on the built-in simulator, end to end (release build).
                    Arguments go to `dmtl demo`, e.g. `cargo xtask demo --seeds 3`.
   test [args]      The whole test suite (`cargo test --workspace`); extra args go to cargo test.
+                   Without args, then the MPI test of dmtl-dist on 2 and 3 ranks (installs
+                   OpenMPI and libclang-dev where it can; skipped with a note where it cannot).
   bench [args]     The criterion benchmarks of the reference workload (teacher and student
                    steps, scoring, retrieval, ingest), then one table of every figure beside
                    its PyTorch / Faiss / pandas twin measured in the same run, and the ratio;
@@ -53,6 +56,9 @@ fn main() {
             }
             c.args(rest);
             run(c);
+            if rest.is_empty() {
+                mpi::test(&root, pure);
+            }
         }
         "bench" => {
             ensure_openblas();
@@ -166,31 +172,38 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// True when this process can install Debian packages (root, with apt-get).
+fn can_apt_install() -> bool {
+    is_root() && have("apt-get")
+}
+
+/// Installs `packages` with apt-get, refreshing the package lists once when the first try
+/// fails; the caller checks for what it needs afterwards.
+fn apt_install(packages: &[&str]) {
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        eprintln!("xtask: refreshing the package lists (apt-get update) and trying again");
+        let _ = Command::new("apt-get").arg("update").status();
+        install();
+    }
+}
+
 /// Makes sure the system OpenBLAS is installed: installs `libopenblas-dev` with apt-get when
 /// running as root, otherwise stops with one sentence naming the package.
 fn ensure_openblas() {
     if openblas_present() {
         return;
     }
-    if is_root() && have("apt-get") {
+    if can_apt_install() {
         eprintln!("xtask: the system OpenBLAS is missing; installing libopenblas-dev with apt-get");
-        let install = || {
-            Command::new("apt-get")
-                .args([
-                    "install",
-                    "-y",
-                    "--no-install-recommends",
-                    "libopenblas-dev",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !install() {
-            eprintln!("xtask: refreshing the package lists (apt-get update) and trying again");
-            let _ = Command::new("apt-get").arg("update").status();
-            install();
-        }
+        apt_install(&["libopenblas-dev"]);
         if openblas_present() {
             return;
         }
