@@ -51,6 +51,12 @@ fn main() {
             }
             let mut c = cargo(&root);
             c.args(["test", "--workspace"]);
+            // One test at a time within each test binary: the BLAS thread count is one setting
+            // per process, and the tests that train twice and compare bit for bit would see
+            // another test's one-thread BLAS scope between their runs.
+            if std::env::var_os("RUST_TEST_THREADS").is_none() {
+                c.env("RUST_TEST_THREADS", "1");
+            }
             if pure {
                 c.arg("--no-default-features");
             }
