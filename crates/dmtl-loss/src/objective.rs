@@ -6,7 +6,7 @@
 //! ([`Objective::needs_teacher`]) and what `sigmoid(score)` estimates
 //! ([`Objective::output_kind`]). The trainer never asks which objective it holds, so a new one
 //! is one `impl` plus one line in [`crate::OBJECTIVES`] (see `docs/extending.md`,
-//! "Adding an objective").
+//! "Adding an objective", and [`crate::focal`]).
 
 use dmtl_tensor::{Graph, Var};
 use serde::{Deserialize, Serialize};

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::builtin::{ClickBce, Distill, LogDurationMse, LongReadBce, WeightedLogistic};
+use crate::focal::Focal;
 use crate::objective::{Objective, OutputKind};
 use crate::registry::{parse_typed, Configured, Entry, Parsed, Registered, Registry};
 
@@ -40,6 +41,7 @@ pub static OBJECTIVES: Registry<dyn Objective> = Registry {
         objective::<LongReadBce>("long_read_bce"),
         objective::<LogDurationMse>("log_duration_mse"),
         objective::<WeightedLogistic>("weighted_logistic"),
+        objective::<Focal>("focal").with_examples(&["gamma = 0.0", "gamma = 0.5"]),
     ],
 };
 

@@ -7,7 +7,7 @@
 //! - [`objective`]: [`ObjectiveConfig`] (from `dmtl-loss`), any registered objective by its
 //!   `type` — DMTL distillation (soft BCE, KL with a temperature, MSE on logits, mixed with the
 //!   hard label by `alpha`), the competitors B1 (clicks), B2 (hard long reads), B3
-//!   (log-duration regression, weighted logistic regression).
+//!   (log-duration regression, weighted logistic regression) and a focal loss.
 //! - [`train`]: [`Student::train`] (two-stage: the teacher's scores precomputed and given as
 //!   data, one probability per row, from any scorer) with validation and early stopping on the
 //!   long-read AUC, under the epoch loop of `dmtl-train`. Training the teacher and the student

@@ -9,6 +9,7 @@
 //! | `long_read_bce` (B2) | `BCE(y z, s)` | P(long read) |
 //! | `log_duration_mse` (B3) | `(s - ln(1 + d))^2` | nothing: `s` is a log-duration |
 //! | `weighted_logistic` (B3') | click BCE, a click weighted by its seconds | nothing: `e^s` tracks seconds |
+//! | `focal` | focal loss on `y z` with `gamma` (Lin et al. 2017) | P(long read) |
 //!
 //! The soft part of `distill` is a [`DistillKind`]: soft-label BCE (the paper's), KL with a
 //! temperature, or MSE between logits. The losses live in `dmtl-loss`, and each objective says
@@ -17,6 +18,6 @@
 //! objective it holds.
 
 pub use dmtl_loss::{
-    ClickBce, Distill, DistillKind, LogDurationMse, LongReadBce, Objective, ObjectiveConfig,
+    ClickBce, Distill, DistillKind, Focal, LogDurationMse, LongReadBce, Objective, ObjectiveConfig,
     OutputKind, Targets, WeightedLogistic, OBJECTIVES,
 };
