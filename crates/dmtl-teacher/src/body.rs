@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::mmoe::MmoeConfig;
+use crate::ple::PleConfig;
 use crate::shared_bottom::SharedBottomConfig;
 use crate::task::TaskLogits;
 
@@ -32,6 +33,10 @@ pub static BODIES: Registry<dyn BuildBody> = Registry {
             .with_examples(&["n_experts = 2\nexpert_hidden = [6]\ntower_hidden = [4]"]),
         body::<SharedBottomConfig>("shared_bottom")
             .with_examples(&["expert_hidden = [8, 6]\ntower_hidden = [4]"]),
+        body::<PleConfig>("ple").with_examples(&[
+            "shared_experts = 2\ntask_experts = 1\nlevels = 2\nexpert_hidden = [6]\ntower_hidden = [4]",
+            "shared_experts = 1\ntask_experts = 2\nlevels = 1\nexpert_hidden = [6]\ntower_hidden = []",
+        ]),
     ],
 };
 

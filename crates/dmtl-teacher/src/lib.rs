@@ -5,7 +5,7 @@
 //! - [`features`]: [`FieldEmbeddings`], one table per categorical or multi-hot column of the
 //!   chosen sides, concatenated; from `dmtl-train`, shared with the student's towers.
 //! - [`body`]: the [`Body`] trait and the registry of bodies ([`body::BODIES`]) the
-//!   `structure` key names: [`mmoe`] (default) and [`shared_bottom`]; [`task`]: the
+//!   `structure` key names: [`mmoe`] (default), [`shared_bottom`] and [`ple`]; [`task`]: the
 //!   tasks and their towers (the place to add a task).
 //! - [`Teacher`]: embeddings + body + ESMM heads (pCTR, pCVR, pCTCVR = pCTR * pCVR);
 //!   [`Teacher::train`] with validation and early stopping (the epoch loop of
@@ -22,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod features;
 pub mod mmoe;
+pub mod ple;
 pub mod shared_bottom;
 pub mod task;
 pub mod teacher;
@@ -32,6 +33,7 @@ pub use config::{TeacherConfig, TrainConfig, TrainOptions};
 pub use error::{TeacherError, TrainError};
 pub use features::{EmbeddedField, FieldEmbeddingConfig, FieldEmbeddings};
 pub use mmoe::MmoeConfig;
+pub use ple::PleConfig;
 pub use shared_bottom::SharedBottomConfig;
 pub use task::Task;
 pub use teacher::{Teacher, TeacherOutput, TeacherScores};
