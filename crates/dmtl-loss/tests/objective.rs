@@ -25,16 +25,7 @@ struct Batch {
 fn batch() -> Batch {
     let mut r = rng(31);
     let x = uniform(&mut r, N, -3.0, 3.0);
-    let click = bernoulli(&mut r, N, 0.5);
-    let duration: Vec<f32> = click
-        .iter()
-        .zip(uniform(&mut r, N, 1.0, 200.0))
-        .map(|(c, d)| c * d)
-        .collect();
-    let long_read = duration
-        .iter()
-        .map(|&d| if d > 50.0 { 1.0 } else { 0.0 })
-        .collect();
+    let (click, duration, long_read) = clicks_and_reads(&mut r, N);
     let teacher = uniform(&mut r, N, 0.01, 0.99);
     let weights = uniform(&mut r, N, 0.5, 1.5);
     Batch {

@@ -18,16 +18,7 @@ struct Labels {
 
 fn labels() -> Labels {
     let mut r = rng(5);
-    let click = bernoulli(&mut r, N, 0.5);
-    let duration: Vec<f32> = click
-        .iter()
-        .zip(uniform(&mut r, N, 1.0, 200.0))
-        .map(|(c, d)| c * d)
-        .collect();
-    let long_read = duration
-        .iter()
-        .map(|&d| if d > 50.0 { 1.0 } else { 0.0 })
-        .collect();
+    let (click, duration, long_read) = clicks_and_reads(&mut r, N);
     Labels {
         click,
         duration,

@@ -8,7 +8,7 @@ use dmtl_data::Dataset;
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_teacher::body::BODIES;
 use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
-use dmtl_tensor::{Graph, ParamKind};
+use dmtl_tensor::{Grads, Graph, ParamKind};
 
 /// A small teacher of every example of every registered body, named.
 fn every_body() -> Vec<(String, TeacherConfig)> {
@@ -40,7 +40,8 @@ fn every_body() -> Vec<(String, TeacherConfig)> {
     out
 }
 
-fn esmm_value(teacher: &Teacher, data: &Dataset) -> f64 {
+/// The ESMM loss of `teacher` on every row of `data`, and its gradients.
+fn esmm(teacher: &Teacher, data: &Dataset) -> (f64, Grads) {
     let batch = data.batch(&(0..data.n_rows as u32).collect::<Vec<_>>());
     let g = Graph::new(teacher.store());
     let out = teacher.forward(&g, &batch);
@@ -53,7 +54,7 @@ fn esmm_value(teacher: &Teacher, data: &Dataset) -> f64 {
         1.0,
         Reduction::Mean,
     );
-    g.scalar(l.total) as f64
+    (g.scalar(l.total) as f64, g.backward(l.total))
 }
 
 #[test]
@@ -61,21 +62,7 @@ fn body_gradients_match_finite_differences() {
     let (schema, vocabs, train, _) = synthetic(64, 8);
     for (name, cfg) in every_body() {
         let mut t = Teacher::new(cfg, &schema, &vocabs).unwrap();
-        let batch = train.batch(&(0..train.n_rows as u32).collect::<Vec<_>>());
-        let grads = {
-            let g = Graph::new(t.store());
-            let out = t.forward(&g, &batch);
-            let l = esmm_loss(
-                &g,
-                out.ctr_logit,
-                out.cvr_logit,
-                &batch.click,
-                &batch.long_read,
-                1.0,
-                Reduction::Mean,
-            );
-            g.backward(l.total)
-        };
+        let grads = esmm(&t, &train).1;
         let body: Vec<_> = t
             .store()
             .iter()
@@ -95,9 +82,9 @@ fn body_gradients_match_finite_differences() {
             let h = 1e-3f32;
             let orig = t.store().value(id)[[0, 0]];
             t.store_mut().value_mut(id)[[0, 0]] = orig + h;
-            let lp = esmm_value(&t, &train);
+            let lp = esmm(&t, &train).0;
             t.store_mut().value_mut(id)[[0, 0]] = orig - h;
-            let lm = esmm_value(&t, &train);
+            let lm = esmm(&t, &train).0;
             t.store_mut().value_mut(id)[[0, 0]] = orig;
             let numeric = (lp - lm) / (2.0 * h as f64);
             let a = analytic.map_or(0.0, |v| v[[0, 0]] as f64);
