@@ -15,7 +15,7 @@ use dmtl_student::eval::{
     evaluate_offline, offline_metrics, Evaluation, RetrievalConfig, RetrievalEvaluator,
 };
 use dmtl_student::{
-    DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Student, StudentConfig, TrainOptions,
+    DistillKind, ObjectiveConfig, OutputKind, Student, StudentConfig, TrainOptions,
 };
 use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
 
@@ -38,9 +38,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ev = RetrievalEvaluator::new(&sim, &schema, &vocabs, &test, RetrievalConfig::default())?;
 
     let tcfg = TeacherConfig {
-        n_experts: 2,
-        expert_hidden: vec![64, 32],
-        tower_hidden: vec![16],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![64, 32],
+            tower_hidden: vec![16],
+        }
+        .into(),
         ..Default::default()
     };
     let topts = TrainConfig {
@@ -78,26 +81,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         ..Default::default()
     };
-    let distill = |loss| ObjectiveConfig::Distill { alpha: 1.0, loss };
+    let distill = |loss| ObjectiveConfig::of(dmtl_student::objective::Distill { alpha: 1.0, loss });
     let runs = [
-        ("b1_click", ObjectiveConfig::ClickBce),
-        ("b2_long_read", ObjectiveConfig::LongReadBce),
-        ("b3_log_duration", ObjectiveConfig::LogDurationMse),
-        ("b3_weighted_logistic", ObjectiveConfig::WeightedLogistic),
+        (
+            "b1_click",
+            ObjectiveConfig::of(dmtl_student::objective::ClickBce {}),
+        ),
+        (
+            "b2_long_read",
+            ObjectiveConfig::of(dmtl_student::objective::LongReadBce {}),
+        ),
+        (
+            "b3_log_duration",
+            ObjectiveConfig::of(dmtl_student::objective::LogDurationMse {}),
+        ),
+        (
+            "b3_weighted_logistic",
+            ObjectiveConfig::of(dmtl_student::objective::WeightedLogistic {}),
+        ),
         ("dmtl_soft_bce", distill(DistillKind::Soft)),
         ("dmtl_kl_t2", distill(DistillKind::Kl { temperature: 2.0 })),
         ("dmtl_mse_logits", distill(DistillKind::MseLogits)),
         (
             "dmtl_alpha_0.5",
-            ObjectiveConfig::Distill {
+            ObjectiveConfig::of(dmtl_student::objective::Distill {
                 alpha: 0.5,
                 loss: DistillKind::Soft,
-            },
+            }),
         ),
     ];
     for (name, objective) in runs {
-        let mut s = Student::new(cfg(objective), &schema, &vocabs)?;
         let t = objective.needs_teacher().then_some(&soft[..]);
+        let mut s = Student::new(cfg(objective), &schema, &vocabs)?;
         s.train(&train, None, t, |_| {})?;
         results.push(Evaluation {
             model: name.into(),

@@ -12,6 +12,8 @@
 //! Both models' parameters live in one [`ParamStore`]: the teacher's first (its handles stay
 //! valid), then a copy of the student's towers registered under the same `student.` names.
 
+#![deny(missing_docs)]
+
 use dmtl_data::{Batch, Dataset, Schema, Vocabularies};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_teacher::Teacher;
@@ -19,7 +21,7 @@ use dmtl_tensor::{Graph, ParamId, ParamStore, Var};
 
 use dmtl_student::train::{check_labelled, run_epochs, StepLoss, TrainEvent, TrainHistory};
 use dmtl_student::two_tower::{Student, TwoTower, PREFIX};
-use dmtl_student::{ObjectiveConfig, ObjectiveExt, Result, StudentError, Targets, TrainOptions};
+use dmtl_student::{Result, StudentError, Targets, TrainOptions};
 
 /// The losses of one joint step, each a `(1, 1)` node.
 #[derive(Debug, Clone, Copy)]
@@ -53,21 +55,23 @@ pub struct JointTrainer {
 
 impl JointTrainer {
     /// Puts `teacher` and `student`, both built for `schema` and `vocabs`, in one store,
-    /// starting from their current parameters. The student's objective must be
-    /// [`ObjectiveConfig::Distill`]; its `train` options drive the joint loop.
+    /// starting from their current parameters. The student's objective must be one that
+    /// [needs the teacher](dmtl_student::Objective::needs_teacher) (`distill`); its `train`
+    /// options drive the joint loop.
     pub fn new(
         teacher: Teacher,
         student: Student,
         schema: &Schema,
         vocabs: &Vocabularies,
     ) -> Result<JointTrainer> {
-        if !matches!(student.config().objective, ObjectiveConfig::Distill { .. }) {
+        let objective = &student.config().objective;
+        if !objective.needs_teacher() {
             return Err(StudentError::Config {
                 origin: "<config>".into(),
-                key: "objective.kind".into(),
+                key: "objective.type".into(),
                 message: format!(
-                    "joint training distills the teacher, the objective is `{}`",
-                    student.config().objective.model_name()
+                    "joint training distills the teacher, and objective `{}` reads no teacher",
+                    objective.name()
                 ),
             });
         }
@@ -109,6 +113,10 @@ impl JointTrainer {
     }
 
     /// The losses of one batch on a graph over [`JointTrainer::store`].
+    ///
+    /// # Shapes
+    /// A batch of `n` rows: the teacher's logits and the student's score are `(n, 1)`; each
+    /// loss is `(1, 1)`.
     ///
     /// # Panics
     /// When the batch does not fit the schema and vocabularies or is unlabelled.

@@ -11,9 +11,12 @@ fn setup() -> (JointTrainer, dmtl_data::Dataset) {
     let fields = tiny_fields();
     let (schema, vocabs) = schema_and_vocabs(&fields, 4);
     let tcfg = TeacherConfig {
-        n_experts: 2,
-        expert_hidden: vec![8],
-        tower_hidden: vec![4],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![8],
+            tower_hidden: vec![4],
+        }
+        .into(),
         ..Default::default()
     };
     let teacher = Teacher::new(tcfg, &schema, &vocabs).unwrap();
@@ -134,9 +137,12 @@ fn joint_training_needs_a_distillation_objective() {
     let (schema, vocabs) = schema_and_vocabs(&fields, 4);
     let teacher = Teacher::new(
         TeacherConfig {
-            expert_hidden: vec![4],
-            tower_hidden: vec![],
-            n_experts: 1,
+            body: dmtl_teacher::MmoeConfig {
+                n_experts: 1,
+                expert_hidden: vec![4],
+                tower_hidden: vec![],
+            }
+            .into(),
             ..Default::default()
         },
         &schema,
@@ -146,12 +152,12 @@ fn joint_training_needs_a_distillation_objective() {
     let cfg = StudentConfig {
         user_layers: vec![4],
         item_layers: vec![4],
-        objective: ObjectiveConfig::ClickBce,
+        objective: ObjectiveConfig::of(dmtl_student::objective::ClickBce {}),
         ..Default::default()
     };
     let student = Student::new(cfg, &schema, &vocabs).unwrap();
     let err = JointTrainer::new(teacher, student, &schema, &vocabs)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("objective.kind"), "{err}");
+    assert!(err.contains("objective.type"), "{err}");
 }

@@ -50,9 +50,12 @@ fn timeless(mut h: TrainHistory) -> TrainHistory {
 fn joint(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>, Vec<u8>) {
     let (schema, vocabs, train, valid, _) = setup();
     let tcfg = TeacherConfig {
-        n_experts: 2,
-        expert_hidden: vec![8],
-        tower_hidden: vec![4],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![8],
+            tower_hidden: vec![4],
+        }
+        .into(),
         ..TeacherConfig::default()
     };
     for (k, stop) in stops.iter().enumerate() {

@@ -57,9 +57,12 @@ fn student_config(objective: ObjectiveConfig) -> StudentConfig {
 fn distilled_student_beats_clicks_and_nears_the_teacher() {
     let w = world();
     let tcfg = TeacherConfig {
-        n_experts: 2,
-        expert_hidden: vec![64, 32],
-        tower_hidden: vec![16],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![64, 32],
+            tower_hidden: vec![16],
+        }
+        .into(),
         ..Default::default()
     };
     let mut teacher = Teacher::new(tcfg, &w.schema, &w.vocabs).unwrap();
@@ -89,7 +92,7 @@ fn distilled_student_beats_clicks_and_nears_the_teacher() {
     .unwrap();
     dmtl.train(&w.train, None, Some(&soft), |_| {}).unwrap();
     let mut click = Student::new(
-        student_config(ObjectiveConfig::ClickBce),
+        student_config(ObjectiveConfig::of(dmtl_student::objective::ClickBce {})),
         &w.schema,
         &w.vocabs,
     )

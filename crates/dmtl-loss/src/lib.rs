@@ -19,7 +19,10 @@
 //! | [`mse_log_duration`] | `(x - ln(1 + d))^2` |
 //! | [`weighted_logistic`] | `y d softplus(-x) + (1 - y) softplus(x)` |
 //!
-//! A new loss implements [`Objective`] (see [`objective`] and `docs/extending.md`).
+//! A one-output model (the two-tower student) trains on an [`Objective`]: the built-in ones
+//! ([`builtin`]: DMTL's distillation and the paper's baselines) and [`Focal`] ([`focal`]). A
+//! configuration names one by its `type` in [`OBJECTIVES`] ([`ObjectiveConfig`]); a
+//! new objective is one `impl Objective` and one line there (`docs/extending.md`).
 //!
 //! ```
 //! use dmtl_loss::{esmm_loss, Reduction};
@@ -36,18 +39,25 @@
 //! assert!(grads.get(cvr).unwrap().values()[[0, 0]] < 0.0);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod bce;
+pub mod builtin;
 pub mod distill;
 pub mod duration;
+pub mod focal;
 pub mod objective;
+pub mod objectives;
 pub mod pointwise;
+pub mod registry;
 pub mod stable;
 
 pub use bce::{bce_product_logits, bce_with_logits, esmm_loss, EsmmLoss};
+pub use builtin::{ClickBce, Distill, DistillKind, LogDurationMse, LongReadBce, WeightedLogistic};
 pub use distill::{distill_mix, kl_distill, mse_logits, soft_bce};
 pub use duration::{mse_log_duration, weighted_logistic};
-pub use objective::{
-    ClickBce, Distill, DistillKind, LogDurationMse, LongReadBce, Objective, ObjectiveConfig,
-    Targets, WeightedLogistic,
-};
+pub use focal::Focal;
+pub use objective::{Objective, OutputKind, Targets};
+pub use objectives::{ObjectiveConfig, OBJECTIVES};
 pub use pointwise::{pointwise_loss, pointwise_loss_n, Reduction};
+pub use registry::{Configured, Registered, RegistryError};

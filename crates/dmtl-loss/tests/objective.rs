@@ -3,13 +3,13 @@
 mod common;
 
 use common::*;
-use dmtl_loss::objective::{DistillKind, ObjectiveConfig};
 use dmtl_loss::stable::probs_to_logits;
 use dmtl_loss::{
     bce_with_logits, distill_mix, kl_distill, mse_log_duration, mse_logits, soft_bce,
     weighted_logistic, ClickBce, Distill, LogDurationMse, LongReadBce, Objective, Reduction,
     Targets, WeightedLogistic,
 };
+use dmtl_loss::{DistillKind, ObjectiveConfig};
 
 const N: usize = 10;
 
@@ -25,16 +25,7 @@ struct Batch {
 fn batch() -> Batch {
     let mut r = rng(31);
     let x = uniform(&mut r, N, -3.0, 3.0);
-    let click = bernoulli(&mut r, N, 0.5);
-    let duration: Vec<f32> = click
-        .iter()
-        .zip(uniform(&mut r, N, 1.0, 200.0))
-        .map(|(c, d)| c * d)
-        .collect();
-    let long_read = duration
-        .iter()
-        .map(|&d| if d > 50.0 { 1.0 } else { 0.0 })
-        .collect();
+    let (click, duration, long_read) = clicks_and_reads(&mut r, N);
     let teacher = uniform(&mut r, N, 0.01, 0.99);
     let weights = uniform(&mut r, N, 0.5, 1.5);
     Batch {
@@ -74,16 +65,16 @@ fn baselines_are_their_losses() {
     let b = batch();
     let w = Some(b.weights.as_slice());
     let m = Reduction::Mean;
-    same(&ClickBce, &b, &|g, v| {
+    same(&ClickBce {}, &b, &|g, v| {
         bce_with_logits(g, v[0], &b.click, w, m)
     });
-    same(&LongReadBce, &b, &|g, v| {
+    same(&LongReadBce {}, &b, &|g, v| {
         bce_with_logits(g, v[0], &b.long_read, w, m)
     });
-    same(&LogDurationMse, &b, &|g, v| {
+    same(&LogDurationMse {}, &b, &|g, v| {
         mse_log_duration(g, v[0], &b.duration, w, m)
     });
-    same(&WeightedLogistic, &b, &|g, v| {
+    same(&WeightedLogistic {}, &b, &|g, v| {
         weighted_logistic(g, v[0], &b.click, &b.duration, m)
     });
 }
@@ -99,7 +90,7 @@ fn distill_is_the_mix_of_its_soft_part_and_long_read_bce() {
             DistillKind::Kl { temperature: 2.0 },
             DistillKind::MseLogits,
         ] {
-            let obj = Distill { alpha, kind };
+            let obj = Distill { alpha, loss: kind };
             same(&obj, &b, &|g, v| {
                 let soft = match kind {
                     DistillKind::Soft => soft_bce(g, v[0], &b.teacher, w, m),
@@ -119,9 +110,9 @@ fn distill_is_the_mix_of_its_soft_part_and_long_read_bce() {
 
 #[test]
 fn scores_are_probabilities_except_for_the_regression() {
-    assert_eq!(LogDurationMse.score(3.5), 3.5);
-    assert_eq!(ClickBce.score(0.0), 0.5);
-    assert!((WeightedLogistic.score(2.0) - 0.880797).abs() < 1e-5);
+    assert_eq!(LogDurationMse {}.score(3.5), 3.5);
+    assert_eq!(ClickBce {}.score(0.0), 0.5);
+    assert!((WeightedLogistic {}.score(2.0) - 0.880797).abs() < 1e-5);
 }
 
 #[test]
@@ -133,36 +124,30 @@ fn distill_without_teacher_says_so() {
         ..targets(&b)
     };
     let (s, ids) = store_of(std::slice::from_ref(&b.x));
-    let obj = Distill {
-        alpha: 1.0,
-        kind: DistillKind::Soft,
-    };
+    let obj = Distill::default();
     eval(&s, &ids, &|g, v| obj.loss(g, v[0], &t));
 }
 
 #[test]
 fn configs_round_trip_and_build_the_named_objective() {
     let configs = [
-        (ObjectiveConfig::ClickBce, "click_bce"),
-        (ObjectiveConfig::LongReadBce, "long_read_bce"),
-        (ObjectiveConfig::LogDurationMse, "log_duration_mse"),
-        (ObjectiveConfig::WeightedLogistic, "weighted_logistic"),
-        (
-            ObjectiveConfig::Distill {
-                alpha: 0.7,
-                loss: DistillKind::Kl { temperature: 3.0 },
-            },
-            "distill",
-        ),
+        ObjectiveConfig::of(ClickBce {}),
+        ObjectiveConfig::of(LongReadBce {}),
+        ObjectiveConfig::of(LogDurationMse {}),
+        ObjectiveConfig::of(WeightedLogistic {}),
+        ObjectiveConfig::of(Distill {
+            alpha: 0.7,
+            loss: DistillKind::Kl { temperature: 3.0 },
+        }),
     ];
-    for (cfg, name) in configs {
+    for cfg in configs {
         let json = serde_json::to_string(&cfg).unwrap();
         assert_eq!(
             serde_json::from_str::<ObjectiveConfig>(&json).unwrap(),
             cfg,
             "{json}"
         );
-        assert_eq!(cfg.build().name(), name);
+        assert!(json.contains(&format!("\"type\":\"{}\"", cfg.build().name())));
     }
     // Defaults: pure distillation by soft BCE.
     let cfg: ObjectiveConfig = toml::from_str("type = \"distill\"").unwrap();
@@ -171,28 +156,64 @@ fn configs_round_trip_and_build_the_named_objective() {
         toml::from_str("type = \"distill\"\nloss = { type = \"mse_logits\" }").unwrap();
     assert_eq!(
         cfg,
-        ObjectiveConfig::Distill {
+        ObjectiveConfig::of(Distill {
             alpha: 1.0,
             loss: DistillKind::MseLogits
-        }
+        })
     );
 }
 
 #[test]
-fn bad_config_numbers_name_their_key() {
-    let e = ObjectiveConfig::Distill {
+fn the_default_objective_keeps_its_toml_shape() {
+    #[derive(serde::Serialize)]
+    struct Cfg {
+        objective: ObjectiveConfig,
+    }
+    let text = toml::to_string(&Cfg {
+        objective: ObjectiveConfig::default(),
+    })
+    .unwrap();
+    assert_eq!(
+        text,
+        "[objective]\ntype = \"distill\"\nalpha = 1.0\n\n[objective.loss]\ntype = \"soft\"\n"
+    );
+    let text = toml::to_string(&Cfg {
+        objective: ObjectiveConfig::of(Distill {
+            alpha: 0.5,
+            loss: DistillKind::Kl { temperature: 2.0 },
+        }),
+    })
+    .unwrap();
+    assert!(
+        text.contains("[objective.loss]\ntype = \"kl\"\ntemperature = 2.0\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_configs_name_their_key() {
+    let e = ObjectiveConfig::of(Distill {
         alpha: 1.5,
         loss: DistillKind::Soft,
-    }
+    })
     .validate()
     .unwrap_err();
-    assert!(e.contains("objective.alpha"), "{e}");
-    let e = ObjectiveConfig::Distill {
+    assert_eq!(e.key(), "objective.alpha");
+    let e = ObjectiveConfig::of(Distill {
         alpha: 0.5,
         loss: DistillKind::Kl { temperature: 0.0 },
-    }
+    })
     .validate()
     .unwrap_err();
-    assert!(e.contains("objective.loss.temperature"), "{e}");
-    assert!(toml::from_str::<ObjectiveConfig>("type = \"focal\"").is_err());
+    assert_eq!(e.key(), "objective.loss.temperature");
+    let table = |text: &str| text.parse::<toml::Table>().unwrap();
+    let e = ObjectiveConfig::from_table(table("type = \"focus\"")).unwrap_err();
+    assert_eq!(e.key(), "objective.type");
+    assert!(e.to_string().contains("click_bce"), "{e}");
+    let e = ObjectiveConfig::from_table(table("alpha = 0.5")).unwrap_err();
+    assert_eq!(e.key(), "objective.type");
+    let e = ObjectiveConfig::from_table(table("type = \"distill\"\nalfa = 1.0")).unwrap_err();
+    assert!(e.to_string().contains("alfa"), "{e}");
+    let e = ObjectiveConfig::from_table(table("type = \"click_bce\"\nalpha = 1.0")).unwrap_err();
+    assert!(e.to_string().contains("alpha"), "{e}");
 }

@@ -191,23 +191,12 @@ pub fn teacher_size(cfg: &RunConfig, schema: &Schema, vocabs: &Vocabularies) -> 
     let sides = [Side::User, Side::Context, Side::Item];
     let dim = t.embedding.dim.map(|d| (d, "teacher.embedding.dim"));
     let input = embeddings(&mut est, schema, vocabs, &sides, dim);
-    let (expert, out) = mlp(input, &t.expert_hidden);
-    let experts = match t.structure {
-        dmtl_teacher::Structure::Mmoe => t.n_experts.max(1),
-        _ => 1,
-    };
-    est.add(expert * experts as f64, || {
+    let body = dmtl_teacher::body::param_count(&t.body, input);
+    est.add(body as f64, || {
         format!(
-            "the experts: {experts} x {:?} on {input} inputs (`teacher.expert_hidden`)",
-            t.expert_hidden
+            "the body `{}` on {input} inputs (`teacher.structure` and its keys)",
+            t.body.name()
         )
-    });
-    // Two gates and two task towers ending in a logit.
-    let gates = 2.0 * (input as f64 + 1.0) * experts as f64;
-    let tower: Vec<usize> = t.tower_hidden.iter().copied().chain([1]).collect();
-    let towers = 2.0 * mlp(out, &tower).0;
-    est.add(gates + towers, || {
-        "the gates and towers (`teacher.tower_hidden`)".into()
     });
     est
 }

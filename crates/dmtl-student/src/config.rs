@@ -14,15 +14,16 @@
 //!     epochs = 3
 //! "#, "student.toml").unwrap();
 //! assert_eq!(cfg.output_dim(), 32);
-//! assert_eq!(cfg.objective, ObjectiveConfig::ClickBce);
+//! assert_eq!(cfg.objective.name(), "click_bce");
 //! assert_eq!(cfg.train.batch_size, 1024);
 //! ```
 
+use dmtl_train::checkpoint::{self, ModelConfig};
 pub use dmtl_train::config::TrainOptions;
 use dmtl_train::FieldEmbeddingConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, StudentError};
+use crate::error::Result;
 use crate::objective::ObjectiveConfig;
 
 /// How a user vector and an item vector make a score.
@@ -85,64 +86,49 @@ impl StudentConfig {
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<StudentConfig> {
-        // toml's message names the line, the column and the unknown or mistyped key.
-        let cfg: StudentConfig = toml::from_str(text).map_err(|e| StudentError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string(),
-        })?;
-        cfg.validate(origin)?;
-        Ok(cfg)
+        Ok(checkpoint::from_toml_str(text, origin)?)
     }
 
     /// The configuration as TOML text.
     pub fn to_toml_string(&self) -> String {
-        toml::to_string(self).expect("a student configuration always serializes")
+        checkpoint::to_toml_string(self)
     }
 
     /// Checks every value; the error names the key.
     pub fn validate(&self, origin: &str) -> Result<()> {
-        let err = |key: &str, message: &str| {
-            Err(StudentError::Config {
-                origin: origin.to_string(),
-                key: key.to_string(),
-                message: message.to_string(),
-            })
-        };
+        Ok(checkpoint::validate(self, origin)?)
+    }
+}
+
+impl ModelConfig for StudentConfig {
+    fn invalid_key(&self) -> Option<(String, String)> {
+        let bad = |key: &str, message: &str| Some((key.to_string(), message.to_string()));
         for (key, layers) in [
             ("user_layers", &self.user_layers),
             ("item_layers", &self.item_layers),
         ] {
             if layers.is_empty() || layers.contains(&0) {
-                return err(key, "needs at least one layer, every width >= 1");
+                return bad(key, "needs at least one layer, every width >= 1");
             }
         }
         if self.user_layers.last() != self.item_layers.last() {
-            return err(
+            return bad(
                 "item_layers",
                 "the last width (the vector dimension) must equal user_layers' last",
             );
         }
         if let Similarity::Cosine { temperature } = self.similarity {
             if !(temperature.is_finite() && temperature > 0.0) {
-                return err("similarity.temperature", "must be a finite number > 0");
+                return bad("similarity.temperature", "must be a finite number > 0");
             }
         }
-        if self.embedding.dim == Some(0) {
-            return err("embedding.dim", "must be at least 1");
+        if let Some((key, message)) = self.embedding.invalid_key() {
+            return Some((key.to_string(), message));
         }
-        if !(self.embedding.init_std.is_finite() && self.embedding.init_std >= 0.0) {
-            return err("embedding.init_std", "must be a finite number >= 0");
+        if let Err(e) = self.objective.validate() {
+            return Some((e.key, e.message));
         }
-        if let Err(message) = self.objective.validate() {
-            return Err(StudentError::Config {
-                origin: origin.to_string(),
-                key: "objective".into(),
-                message,
-            });
-        }
-        match self.train.invalid_key() {
-            Some((key, message)) => err(key, message),
-            None => Ok(()),
-        }
+        let (key, message) = self.train.invalid_key()?;
+        bad(key, message)
     }
 }

@@ -67,7 +67,20 @@ impl From<dmtl_train::InputError> for StudentError {
                 key,
                 message,
             },
+            dmtl_train::InputError::Parse { origin, message } => {
+                StudentError::Parse { origin, message }
+            }
             dmtl_train::InputError::Data(m) => StudentError::Data(m),
+        }
+    }
+}
+
+impl From<dmtl_train::CheckpointError> for StudentError {
+    fn from(e: dmtl_train::CheckpointError) -> StudentError {
+        match e {
+            dmtl_train::CheckpointError::Io { path, source } => StudentError::io(&path, source),
+            dmtl_train::CheckpointError::Input(e) => e.into(),
+            dmtl_train::CheckpointError::Tensor(e) => StudentError::Tensor(e),
         }
     }
 }

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StudentError};
-use crate::objective::{ObjectiveExt, OutputKind};
+use crate::objective::OutputKind;
 use crate::retrieval::top_k;
 use crate::two_tower::Student;
 

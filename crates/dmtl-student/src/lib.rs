@@ -4,9 +4,10 @@
 //! - [`two_tower`]: [`Student`] — a user tower over user and context fields, an item tower
 //!   over item fields, score `s = <u, v>`, `p = sigmoid(s)`; vectors for whole datasets;
 //!   save/load as safetensors + TOML. [`StudentConfig`] is its serde configuration.
-//! - [`objective`]: [`ObjectiveConfig`] (from `dmtl-loss`) — DMTL distillation (soft BCE, KL with a temperature,
-//!   MSE on logits, mixed with the hard label by `alpha`) and the competitors B1 (clicks),
-//!   B2 (hard long reads), B3 (log-duration regression, weighted logistic regression).
+//! - [`objective`]: [`ObjectiveConfig`] (from `dmtl-loss`), any registered objective by its
+//!   `type` — DMTL distillation (soft BCE, KL with a temperature, MSE on logits, mixed with the
+//!   hard label by `alpha`), the competitors B1 (clicks), B2 (hard long reads), B3
+//!   (log-duration regression, weighted logistic regression) and a focal loss.
 //! - [`train`]: [`Student::train`] (two-stage: the teacher's scores precomputed and given as
 //!   data, one probability per row, from any scorer) with validation and early stopping on the
 //!   long-read AUC, under the epoch loop of `dmtl-train`. Training the teacher and the student
@@ -37,6 +38,6 @@ pub use config::{Similarity, StudentConfig, TrainOptions};
 pub use dmtl_train::TrainError;
 pub use error::{Result, StudentError};
 pub use inference::{Precision, UserEncoder};
-pub use objective::{DistillKind, ObjectiveConfig, ObjectiveExt, OutputKind, Targets};
+pub use objective::{DistillKind, Objective, ObjectiveConfig, OutputKind, Targets};
 pub use train::{EpochReport, StudentLosses, TrainEvent, TrainHistory, ValidReport};
 pub use two_tower::{Student, TwoTower};

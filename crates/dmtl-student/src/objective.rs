@@ -1,6 +1,6 @@
-//! What the towers are trained on: DMTL's distillation from the teacher and the paper's
-//! competitors, selected by a [`dmtl_loss::ObjectiveConfig`] and all applied to the same
-//! two-tower score `s`.
+//! What the towers are trained on: DMTL's distillation from the teacher, the paper's
+//! competitors and any other objective registered in [`dmtl_loss::OBJECTIVES`], selected by an
+//! [`ObjectiveConfig`] (its `type`) and all applied to the same two-tower score `s`.
 //!
 //! | objective (`type`) | loss on the score `s` | what `sigmoid(s)` estimates |
 //! |---|---|---|
@@ -9,61 +9,15 @@
 //! | `long_read_bce` (B2) | `BCE(y z, s)` | P(long read) |
 //! | `log_duration_mse` (B3) | `(s - ln(1 + d))^2` | nothing: `s` is a log-duration |
 //! | `weighted_logistic` (B3') | click BCE, a click weighted by its seconds | nothing: `e^s` tracks seconds |
+//! | `focal` | focal loss on `y z` with `gamma` (Lin et al. 2017) | P(long read) |
 //!
 //! The soft part of `distill` is a [`DistillKind`]: soft-label BCE (the paper's), KL with a
-//! temperature, or MSE between logits. The losses themselves live in `dmtl-loss`; this module
-//! adds what the student needs to know about them ([`ObjectiveExt`]).
+//! temperature, or MSE between logits. The losses live in `dmtl-loss`, and each objective says
+//! itself whether training must give it the teacher's scores ([`Objective::needs_teacher`])
+//! and what its score estimates ([`Objective::output_kind`]): the student never asks which
+//! objective it holds.
 
-pub use dmtl_loss::{DistillKind, Objective, ObjectiveConfig, Targets};
-use serde::{Deserialize, Serialize};
-
-/// What `sigmoid(score)` means under an objective, which decides which loglosses are reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputKind {
-    /// An estimate of P(click).
-    ClickProbability,
-    /// An estimate of P(click and long read).
-    LongReadProbability,
-    /// A ranking score only.
-    Score,
-}
-
-/// What the student needs to know about an objective configuration.
-pub trait ObjectiveExt {
-    /// True when training needs the teacher's pCTCVR for every row.
-    fn needs_teacher(&self) -> bool;
-    /// What `sigmoid(score)` estimates.
-    fn output_kind(&self) -> OutputKind;
-    /// The model's name in the paper's table: `dmtl`, `b1_click`, `b2_long_read`,
-    /// `b3_log_duration`, `b3_weighted_logistic`.
-    fn model_name(&self) -> &'static str;
-}
-
-impl ObjectiveExt for ObjectiveConfig {
-    fn needs_teacher(&self) -> bool {
-        matches!(self, ObjectiveConfig::Distill { .. })
-    }
-
-    fn output_kind(&self) -> OutputKind {
-        match self {
-            ObjectiveConfig::Distill { .. } | ObjectiveConfig::LongReadBce => {
-                OutputKind::LongReadProbability
-            }
-            ObjectiveConfig::ClickBce => OutputKind::ClickProbability,
-            ObjectiveConfig::LogDurationMse | ObjectiveConfig::WeightedLogistic => {
-                OutputKind::Score
-            }
-        }
-    }
-
-    fn model_name(&self) -> &'static str {
-        match self {
-            ObjectiveConfig::Distill { .. } => "dmtl",
-            ObjectiveConfig::ClickBce => "b1_click",
-            ObjectiveConfig::LongReadBce => "b2_long_read",
-            ObjectiveConfig::LogDurationMse => "b3_log_duration",
-            ObjectiveConfig::WeightedLogistic => "b3_weighted_logistic",
-        }
-    }
-}
+pub use dmtl_loss::{
+    ClickBce, Distill, DistillKind, Focal, LogDurationMse, LongReadBce, Objective, ObjectiveConfig,
+    OutputKind, Targets, WeightedLogistic, OBJECTIVES,
+};

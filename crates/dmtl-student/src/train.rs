@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
 use crate::error::{Result, StudentError};
-use crate::objective::ObjectiveExt;
 use crate::step::loss_and_grads;
 use crate::two_tower::{score_rows, Student, TwoTower};
 
@@ -164,7 +163,8 @@ impl Student {
     ///
     /// `teacher` is the teacher's pCTCVR for every row of `train` (two-stage DMTL: the teacher
     /// is trained and frozen first, its scores computed once); each batch takes its rows'
-    /// entries. It is required by [`crate::ObjectiveConfig::Distill`] and ignored otherwise.
+    /// entries. It is required by an objective that [needs the teacher](crate::Objective::needs_teacher)
+    /// (`distill`) and ignored otherwise.
     ///
     /// With `valid`, the long-read and click AUCs of the score are measured after each epoch;
     /// training stops when the long-read AUC has not improved for `train.patience` epochs
@@ -206,12 +206,13 @@ impl Student {
             self.towers().check_dataset(v)?;
         }
         let n_rows = train.n_rows();
-        let objective_cfg = self.config().objective;
-        let teacher = if objective_cfg.needs_teacher() {
+        let objective = self.config().objective.build();
+        let teacher = if objective.needs_teacher() {
             let t = teacher.ok_or_else(|| {
-                StudentError::Data(
-                    "distillation needs the teacher's pCTCVR for every training row".into(),
-                )
+                StudentError::Data(format!(
+                    "objective `{}` needs the teacher's pCTCVR for every training row",
+                    objective.name()
+                ))
             })?;
             if t.len() != n_rows {
                 return Err(StudentError::Data(format!(
@@ -237,7 +238,6 @@ impl Student {
         let (config, store, towers) = self.parts_mut();
         let opts = config.train.clone();
         let towers = towers.clone();
-        let objective = objective_cfg.build();
         let stream = train.in_memory().is_none();
         run_epochs(
             store,

@@ -20,7 +20,7 @@ use dmtl_tensor::bf16::Bf16Mlp;
 use dmtl_tensor::nn::{Mlp, MlpConfig};
 use dmtl_tensor::parallel::forward_rows;
 use dmtl_tensor::{Activation, Graph, ParamStore, Var};
-use dmtl_train::FieldEmbeddings;
+use dmtl_train::{checkpoint, FieldEmbeddings};
 use ndarray::{Array2, Axis, Zip};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -35,6 +35,10 @@ pub const WEIGHTS_FILE: &str = "student.safetensors";
 pub const CONFIG_FILE: &str = "student.toml";
 /// Prefix of every parameter name.
 pub const PREFIX: &str = "student";
+const FILES: checkpoint::Files = checkpoint::Files {
+    weights: WEIGHTS_FILE,
+    config: CONFIG_FILE,
+};
 
 /// The towers' parameters as handles into some [`ParamStore`]: the student's own, or a store
 /// shared with the teacher for joint training.
@@ -311,6 +315,7 @@ pub(crate) fn score_rows(
 ///
 /// ```
 /// use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
+/// use dmtl_student::objective::ClickBce;
 /// use dmtl_student::{ObjectiveConfig, Student, StudentConfig, TrainOptions};
 /// let fields = tiny_fields();
 /// let (schema, vocabs) = schema_and_vocabs(&fields, 4);
@@ -318,7 +323,7 @@ pub(crate) fn score_rows(
 /// let cfg = StudentConfig {
 ///     user_layers: vec![16, 8],
 ///     item_layers: vec![16, 8],
-///     objective: ObjectiveConfig::ClickBce,
+///     objective: ObjectiveConfig::of(ClickBce {}),
 ///     train: TrainOptions { epochs: 2, batch_size: 64, ..Default::default() },
 ///     ..Default::default()
 /// };
@@ -496,13 +501,7 @@ impl Student {
     /// Writes `student.safetensors` (every parameter by name) and `student.toml` (the
     /// configuration) into `dir`, creating it if needed; each file is written atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| StudentError::io(dir, e))?;
-        self.store.save(&dir.join(WEIGHTS_FILE))?;
-        dmtl_tensor::io::atomic_write(
-            &dir.join(CONFIG_FILE),
-            self.config.to_toml_string().as_bytes(),
-        )?;
-        Ok(())
+        Ok(checkpoint::save(dir, FILES, &self.store, &self.config)?)
     }
 
     /// Rebuilds the student saved in `dir` by [`Student::save`] for the same schema and
@@ -510,13 +509,8 @@ impl Student {
     /// naming the tensor when `student.safetensors` is missing, truncated or holds another
     /// model's parameters.
     pub fn load(dir: &Path, schema: &Schema, vocabs: &Vocabularies) -> Result<Student> {
-        let cfg_path = dir.join(CONFIG_FILE);
-        let text =
-            std::fs::read_to_string(&cfg_path).map_err(|e| StudentError::io(&cfg_path, e))?;
-        let config = StudentConfig::from_toml_str(&text, &cfg_path.display().to_string())?;
-        let mut student = Student::new(config, schema, vocabs)?;
-        student.store.load(&dir.join(WEIGHTS_FILE))?;
-        Ok(student)
+        let build = |config| Student::new(config, schema, vocabs);
+        checkpoint::load(dir, FILES, build, |s: &mut Student| &mut s.store)
     }
 
     pub(crate) fn parts_mut(&mut self) -> (&StudentConfig, &mut ParamStore, &TwoTower) {

@@ -146,30 +146,30 @@ fn objective_gradients_match_finite_differences() {
     let teacher = [0.4f32, 0.01, 0.05, 0.0, 0.9, 1.0, 0.2];
     let scores = [0.3f32, -2.0, 1.5, -0.4, 2.2, 0.1, -1.1];
     let objectives = [
-        ObjectiveConfig::ClickBce,
-        ObjectiveConfig::LongReadBce,
-        ObjectiveConfig::LogDurationMse,
-        ObjectiveConfig::WeightedLogistic,
-        ObjectiveConfig::Distill {
+        ObjectiveConfig::of(dmtl_student::objective::ClickBce {}),
+        ObjectiveConfig::of(dmtl_student::objective::LongReadBce {}),
+        ObjectiveConfig::of(dmtl_student::objective::LogDurationMse {}),
+        ObjectiveConfig::of(dmtl_student::objective::WeightedLogistic {}),
+        ObjectiveConfig::of(dmtl_student::objective::Distill {
             alpha: 1.0,
             loss: DistillKind::Soft,
-        },
-        ObjectiveConfig::Distill {
+        }),
+        ObjectiveConfig::of(dmtl_student::objective::Distill {
             alpha: 0.3,
             loss: DistillKind::Soft,
-        },
-        ObjectiveConfig::Distill {
+        }),
+        ObjectiveConfig::of(dmtl_student::objective::Distill {
             alpha: 0.0,
             loss: DistillKind::Soft,
-        },
-        ObjectiveConfig::Distill {
+        }),
+        ObjectiveConfig::of(dmtl_student::objective::Distill {
             alpha: 1.0,
             loss: DistillKind::Kl { temperature: 2.0 },
-        },
-        ObjectiveConfig::Distill {
+        }),
+        ObjectiveConfig::of(dmtl_student::objective::Distill {
             alpha: 0.5,
             loss: DistillKind::MseLogits,
-        },
+        }),
     ];
     let eval = |o: &ObjectiveConfig, s: &[f32]| -> (f32, Vec<f32>) {
         let mut store = ParamStore::new();
@@ -235,7 +235,7 @@ fn distillation_losses_have_their_closed_forms() {
             teacher: Some(&t),
             weights: None,
         };
-        let o = ObjectiveConfig::Distill { alpha: 1.0, loss };
+        let o = ObjectiveConfig::of(dmtl_student::objective::Distill { alpha: 1.0, loss });
         g.scalar(o.build().loss(&g, g.param(id), &tg))
     };
     let h = |p: f32| -(p * p.ln() + (1.0 - p) * (1.0 - p).ln());

@@ -88,7 +88,16 @@ fn bad_inputs_are_named_errors() {
 
     let mut unlabelled = train.clone();
     unlabelled.click.clear();
-    let mut b1 = Student::new(config(ObjectiveConfig::ClickBce, 1, 0), &schema, &vocabs).unwrap();
+    let mut b1 = Student::new(
+        config(
+            ObjectiveConfig::of(dmtl_student::objective::ClickBce {}),
+            1,
+            0,
+        ),
+        &schema,
+        &vocabs,
+    )
+    .unwrap();
     let e = b1
         .train(&unlabelled, None, None, |_| {})
         .unwrap_err()

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use dmtl_tensor::TensorError;
 pub use dmtl_train::TrainError;
-use dmtl_train::{InputError, StateError};
+use dmtl_train::{CheckpointError, InputError, StateError};
 
 /// What can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,18 @@ impl From<InputError> for TeacherError {
                 key,
                 message,
             },
+            InputError::Parse { origin, message } => TeacherError::Parse { origin, message },
             InputError::Data(m) => TeacherError::Data(m),
+        }
+    }
+}
+
+impl From<CheckpointError> for TeacherError {
+    fn from(e: CheckpointError) -> TeacherError {
+        match e {
+            CheckpointError::Io { path, source } => TeacherError::Io { path, source },
+            CheckpointError::Input(e) => e.into(),
+            CheckpointError::Tensor(e) => TeacherError::Tensor(e),
         }
     }
 }

@@ -9,13 +9,74 @@
 //! shared bottom cannot do.
 //!
 //! Parameters: `<prefix>.expert.<k>.layer.<j>.{weight,bias}`, `<prefix>.gate.<task>.{weight,bias}`,
-//! `<prefix>.tower.<task>.layer.<j>.{weight,bias}`.
+//! `<prefix>.tower.<task>.layer.<j>.{weight,bias}`. In `teacher.toml`: `structure = "mmoe"`
+//! (the default), `n_experts`, `expert_hidden`, `tower_hidden`.
 
 use dmtl_tensor::nn::{Linear, Mlp, MlpConfig};
 use dmtl_tensor::{Activation, Graph, Init, ParamStore, Var};
-use rand::Rng;
+use rand::{Rng, RngCore};
+use serde::{Deserialize, Serialize};
 
+use crate::body::{invalid_layers, Body, BodyConfig, BuildBody};
 use crate::task::{Task, TaskLogits, Towers};
+
+/// The keys of an MMoE body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MmoeConfig {
+    /// Number of experts.
+    pub n_experts: usize,
+    /// Layer widths of each expert, every layer ReLU.
+    pub expert_hidden: Vec<usize>,
+    /// Hidden layer widths of each task's tower (ReLU); a final layer of width 1 gives the
+    /// logit.
+    pub tower_hidden: Vec<usize>,
+}
+
+impl Default for MmoeConfig {
+    /// The reference teacher's: 4 experts of `[256, 128]`, towers `[64]` then a logit.
+    fn default() -> Self {
+        MmoeConfig {
+            n_experts: 4,
+            expert_hidden: vec![256, 128],
+            tower_hidden: vec![64],
+        }
+    }
+}
+
+impl From<MmoeConfig> for BodyConfig {
+    /// The body configuration `structure = "mmoe"` with these keys.
+    fn from(c: MmoeConfig) -> BodyConfig {
+        BodyConfig::of_named("mmoe", &c)
+    }
+}
+
+impl BuildBody for MmoeConfig {
+    fn build(
+        &self,
+        store: &mut ParamStore,
+        prefix: &str,
+        in_dim: usize,
+        rng: &mut dyn RngCore,
+    ) -> Box<dyn Body> {
+        Box::new(Mmoe::new(
+            store,
+            prefix,
+            in_dim,
+            self.n_experts,
+            &self.expert_hidden,
+            &self.tower_hidden,
+            rng,
+        ))
+    }
+
+    fn invalid_key(&self) -> Option<(&'static str, String)> {
+        if self.n_experts == 0 {
+            return Some(("n_experts", "MMoE needs at least one expert".into()));
+        }
+        invalid_layers("expert_hidden", &self.expert_hidden, &self.tower_hidden)
+    }
+}
 
 /// MMoE: experts, one gate per task, one tower per task.
 #[derive(Debug, Clone)]
@@ -72,10 +133,12 @@ impl Mmoe {
     pub fn n_experts(&self) -> usize {
         self.experts.len()
     }
+}
 
+impl Body for Mmoe {
     /// # Shapes
     /// `h`: `(n, in_dim)` -> a logit `(n, 1)` and gate weights `(n, n_experts)` per task.
-    pub fn forward(&self, g: &Graph<'_>, h: Var) -> TaskLogits {
+    fn forward(&self, g: &Graph<'_>, h: Var) -> TaskLogits {
         let experts: Vec<Var> = self.experts.iter().map(|e| e.forward(g, h)).collect();
         let mut logits = Vec::with_capacity(Task::ALL.len());
         let mut gates = Vec::with_capacity(Task::ALL.len());

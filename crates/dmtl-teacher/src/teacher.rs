@@ -10,22 +10,23 @@
 //! learns without ever being fitted on the clicked rows alone.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use dmtl_data::{Batch, Dataset, Schema, Side, Vocabularies};
 use dmtl_loss::stable::sigmoid;
 use dmtl_tensor::parallel::forward_rows_in;
 use dmtl_tensor::{Graph, ParamStore, Var};
+use dmtl_train::checkpoint;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::config::{Structure, TeacherConfig};
-use crate::error::{Result, TeacherError};
+use crate::body::Body;
+use crate::config::TeacherConfig;
+use crate::error::Result;
 use crate::features::FieldEmbeddings;
-use crate::mmoe::Mmoe;
-use crate::shared_bottom::SharedBottom;
-use crate::task::{Task, TaskLogits};
+use crate::task::Task;
 
 /// File name of a checkpoint's parameters inside its directory.
 pub const WEIGHTS_FILE: &str = "teacher.safetensors";
@@ -33,22 +34,10 @@ pub const WEIGHTS_FILE: &str = "teacher.safetensors";
 pub const CONFIG_FILE: &str = "teacher.toml";
 /// Prefix of every parameter name.
 pub const PREFIX: &str = "teacher";
-
-/// The multi-task structure behind the embeddings.
-#[derive(Debug, Clone)]
-enum Body {
-    Mmoe(Mmoe),
-    SharedBottom(SharedBottom),
-}
-
-impl Body {
-    fn forward(&self, g: &Graph<'_>, h: Var) -> TaskLogits {
-        match self {
-            Body::Mmoe(m) => m.forward(g, h),
-            Body::SharedBottom(s) => s.forward(g, h),
-        }
-    }
-}
+const FILES: checkpoint::Files = checkpoint::Files {
+    weights: WEIGHTS_FILE,
+    config: CONFIG_FILE,
+};
 
 /// The teacher's outputs for a batch, named by task.
 ///
@@ -113,11 +102,12 @@ impl TeacherScores {
     }
 }
 
-/// The multi-task teacher (MMoE or shared bottom, with ESMM heads) and its parameters.
+/// The multi-task teacher (a registered body: MMoE, shared bottom or PLE; with ESMM heads) and
+/// its parameters.
 ///
 /// ```
 /// use dmtl_data::{Dataset, FieldData, Kind, Schema, Vocabularies, Vocabulary};
-/// use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
+/// use dmtl_teacher::{BodyConfig, MmoeConfig, Teacher, TeacherConfig, TrainConfig};
 ///
 /// let schema = Schema::from_toml_str(r#"
 ///     [labels]
@@ -154,7 +144,8 @@ impl TeacherScores {
 ///     n_rows: n as usize,
 /// };
 ///
-/// let cfg = TeacherConfig { n_experts: 2, expert_hidden: vec![8], tower_hidden: vec![4], ..Default::default() };
+/// let body = MmoeConfig { n_experts: 2, expert_hidden: vec![8], tower_hidden: vec![4] };
+/// let cfg = TeacherConfig { body: BodyConfig::of_named("mmoe", &body), ..Default::default() };
 /// let mut teacher = Teacher::new(cfg, &schema, &vocabs).unwrap();
 /// let opts = TrainConfig { epochs: 30, batch_size: 64, lr: 1e-2, ..Default::default() };
 /// let history = teacher.train(&data, Some(&data), &opts, |_| {}).unwrap();
@@ -170,7 +161,7 @@ pub struct Teacher {
     config: TeacherConfig,
     store: ParamStore,
     embeddings: FieldEmbeddings,
-    body: Body,
+    body: Arc<dyn Body>,
 }
 
 impl Teacher {
@@ -193,25 +184,11 @@ impl Teacher {
             &mut rng,
         )?;
         let d = embeddings.out_dim();
-        let body = match config.structure {
-            Structure::Mmoe => Body::Mmoe(Mmoe::new(
-                &mut store,
-                PREFIX,
-                d,
-                config.n_experts,
-                &config.expert_hidden,
-                &config.tower_hidden,
-                &mut rng,
-            )),
-            Structure::SharedBottom => Body::SharedBottom(SharedBottom::new(
-                &mut store,
-                PREFIX,
-                d,
-                &config.expert_hidden,
-                &config.tower_hidden,
-                &mut rng,
-            )),
-        };
+        let body = config
+            .body
+            .get()
+            .build(&mut store, PREFIX, d, &mut rng)
+            .into();
         Ok(Teacher {
             config,
             store,
@@ -320,8 +297,8 @@ impl Teacher {
         Ok(scores)
     }
 
-    /// The gate weights of every task for a batch (MMoE), in [`Task::ALL`] order; `None` for a
-    /// shared bottom.
+    /// The gate weights of every task for a batch (gated bodies: MMoE, PLE's last layer), in
+    /// [`Task::ALL`] order; `None` for a body without gates (a shared bottom).
     ///
     /// # Shapes
     /// A batch of `n` rows -> one `(n, n_experts)` matrix per task, rows summing to 1.
@@ -338,16 +315,7 @@ impl Teacher {
     /// Writes `teacher.safetensors` (every parameter by name) and `teacher.toml` (the
     /// configuration) into `dir`, creating it if needed; each file is written atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| TeacherError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        self.store.save(&dir.join(WEIGHTS_FILE))?;
-        dmtl_tensor::io::atomic_write(
-            &dir.join(CONFIG_FILE),
-            self.config.to_toml_string().as_bytes(),
-        )?;
-        Ok(())
+        Ok(checkpoint::save(dir, FILES, &self.store, &self.config)?)
     }
 
     /// Rebuilds the teacher saved in `dir` by [`Teacher::save`] for the same schema and
@@ -355,14 +323,7 @@ impl Teacher {
     /// invalid, and naming the tensor when `teacher.safetensors` is missing, truncated or holds
     /// another model's parameters (or tables of other vocabulary sizes).
     pub fn load(dir: &Path, schema: &Schema, vocabs: &Vocabularies) -> Result<Teacher> {
-        let cfg_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&cfg_path).map_err(|source| TeacherError::Io {
-            path: cfg_path.clone(),
-            source,
-        })?;
-        let config = TeacherConfig::from_toml_str(&text, &cfg_path.display().to_string())?;
-        let mut teacher = Teacher::new(config, schema, vocabs)?;
-        teacher.store.load(&dir.join(WEIGHTS_FILE))?;
-        Ok(teacher)
+        let build = |config| Teacher::new(config, schema, vocabs);
+        checkpoint::load(dir, FILES, build, |t: &mut Teacher| &mut t.store)
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::synthetic;
 use dmtl_data::FieldData;
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError};
+use dmtl_teacher::{Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError};
 use dmtl_tensor::ParamStore;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -15,10 +15,12 @@ use rand_chacha::ChaCha8Rng;
 
 fn small(epochs: usize, lr: f32) -> TeacherConfig {
     TeacherConfig {
-        structure: Structure::Mmoe,
-        n_experts: 2,
-        expert_hidden: vec![16, 8],
-        tower_hidden: vec![8],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![16, 8],
+            tower_hidden: vec![8],
+        }
+        .into(),
         seed: 9,
         train: TrainConfig {
             lr,
@@ -435,7 +437,12 @@ fn a_checkpoint_with_other_widths_names_the_tensor_and_shapes() {
     let cfg = small(1, 1e-3);
     let (schema, vocabs) = saved(&a, &cfg);
     let mut wide = cfg.clone();
-    wide.expert_hidden = vec![24, 8];
+    wide.body = dmtl_teacher::MmoeConfig {
+        n_experts: 2,
+        expert_hidden: vec![24, 8],
+        tower_hidden: vec![8],
+    }
+    .into();
     saved(&b, &wide);
     // The narrow config beside the wide weights: what a copied file would do.
     std::fs::copy(b.join("teacher.safetensors"), a.join("teacher.safetensors")).unwrap();

@@ -7,16 +7,16 @@ use std::path::Path;
 
 use common::synthetic;
 use dmtl_teacher::train::state::StateDir;
-use dmtl_teacher::{
-    Structure, Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError, TrainHistory,
-};
+use dmtl_teacher::{Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError, TrainHistory};
 
 fn config() -> TeacherConfig {
     TeacherConfig {
-        structure: Structure::Mmoe,
-        n_experts: 2,
-        expert_hidden: vec![16, 8],
-        tower_hidden: vec![8],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![16, 8],
+            tower_hidden: vec![8],
+        }
+        .into(),
         seed: 9,
         train: TrainConfig {
             lr: 5e-3,
@@ -173,7 +173,12 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
     );
     // Other widths: named by the config key before any tensor is read.
     let mut wide = config();
-    wide.expert_hidden = vec![24, 8];
+    wide.body = dmtl_teacher::MmoeConfig {
+        n_experts: 2,
+        expert_hidden: vec![24, 8],
+        tower_hidden: vec![8],
+    }
+    .into();
     let mut t = Teacher::new(wide.clone(), &schema, &vocabs).unwrap();
     let before = t.store().to_safetensors_bytes();
     let err = t
@@ -269,10 +274,11 @@ fn a_history_is_written_in_the_states_layout() {
         stopped_early: false,
     };
     let text = toml::to_string(&toml::Value::try_from(&history).unwrap()).unwrap();
+    // Keys in the order the types declare them (toml's tables keep their order).
     let written = "best_epoch = 0\nstopped_early = false\n\n[[epochs]]\nepoch = 0\n\
-        impressions_per_second = 100.0\nskipped_batches = 1\ntrain_ctcvr_loss = 0.25\n\
-        train_ctr_loss = 0.5\ntrain_loss = 0.75\ntrain_seconds = 2.0\n\n[epochs.valid]\n\
-        click_auc = 0.625\nclick_logloss = 0.5\ncvr_auc_on_clicks = 0.5\n\
+        train_loss = 0.75\ntrain_ctr_loss = 0.5\ntrain_ctcvr_loss = 0.25\n\
+        train_seconds = 2.0\nimpressions_per_second = 100.0\nskipped_batches = 1\n\n\
+        [epochs.valid]\nclick_auc = 0.625\ncvr_auc_on_clicks = 0.5\nclick_logloss = 0.5\n\
         long_read_logloss = 0.25\n";
     assert_eq!(text, written);
     let back: TrainHistory = toml::from_str(written).unwrap();

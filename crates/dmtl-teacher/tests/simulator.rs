@@ -6,7 +6,7 @@ mod common;
 use common::LogisticRegression;
 use dmtl_data::sim::{SimConfig, Simulator};
 use dmtl_data::{split_train_test, Dataset, Schema, Vocabularies};
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TrainConfig};
+use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
 
 #[test]
 fn mmoe_teacher_learns_the_simulator_better_than_logistic_regression() {
@@ -24,10 +24,12 @@ fn mmoe_teacher_learns_the_simulator_better_than_logistic_regression() {
     let test = Dataset::encode(&schema, &test_raw, &vocabs).unwrap();
 
     let cfg = TeacherConfig {
-        structure: Structure::Mmoe,
-        n_experts: 4,
-        expert_hidden: vec![64, 32],
-        tower_hidden: vec![16],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 4,
+            expert_hidden: vec![64, 32],
+            tower_hidden: vec![16],
+        }
+        .into(),
         seed: 1,
         train: TrainConfig {
             lr: 2e-3,

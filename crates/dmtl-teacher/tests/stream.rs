@@ -9,7 +9,7 @@ use common::{synthetic_log, SCHEMA};
 use dmtl_data::{
     read_log, Batch, BatchSource, Dataset, ReadOptions, Schema, StreamSource, Vocabularies,
 };
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TrainConfig};
+use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
 
 /// The in-memory dataset served in a recorded batch order (one list of batches per epoch).
 struct Replay<'a> {
@@ -57,10 +57,12 @@ fn a_streamed_log_trains_bit_for_bit_like_memory_within_the_buffer_bound() {
     assert_eq!(stream.n_rows(), 5_000);
 
     let cfg = TeacherConfig {
-        structure: Structure::Mmoe,
-        n_experts: 2,
-        expert_hidden: vec![16, 8],
-        tower_hidden: vec![8],
+        body: dmtl_teacher::MmoeConfig {
+            n_experts: 2,
+            expert_hidden: vec![16, 8],
+            tower_hidden: vec![8],
+        }
+        .into(),
         seed: 9,
         train: TrainConfig {
             lr: 5e-3,

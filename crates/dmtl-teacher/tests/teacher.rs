@@ -4,15 +4,15 @@ mod common;
 
 use common::{synthetic, LogisticRegression};
 use dmtl_data::{Dataset, FieldData};
-use dmtl_teacher::{Structure, Teacher, TeacherConfig, TeacherError, TeacherScores, TrainConfig};
+use dmtl_teacher::{BodyConfig, Teacher, TeacherConfig, TeacherError, TeacherScores, TrainConfig};
 
 /// Small shapes so each training run takes well under a second.
-fn small(structure: Structure) -> TeacherConfig {
+fn small(structure: &str) -> TeacherConfig {
+    let body = format!(
+        "structure = \"{structure}\"\nn_experts = 3\nexpert_hidden = [32, 16]\ntower_hidden = [8]"
+    );
     TeacherConfig {
-        structure,
-        n_experts: 3,
-        expert_hidden: vec![32, 16],
-        tower_hidden: vec![8],
+        body: BodyConfig::from_table(body.parse().unwrap()).unwrap(),
         seed: 5,
         train: TrainConfig {
             lr: 3e-3,
@@ -25,7 +25,7 @@ fn small(structure: Structure) -> TeacherConfig {
     }
 }
 
-fn trained(structure: Structure) -> (Teacher, Dataset, dmtl_teacher::TrainHistory) {
+fn trained(structure: &str) -> (Teacher, Dataset, dmtl_teacher::TrainHistory) {
     let (schema, vocabs, train, test) = synthetic(30_000, 8_000);
     let cfg = small(structure);
     let mut teacher = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
@@ -42,7 +42,7 @@ fn auc(s: &[f32], y: &[f32]) -> f64 {
 #[test]
 fn mmoe_beats_logistic_regression_on_both_tasks_and_its_gates_differ() {
     let (schema, vocabs, train, test) = synthetic(30_000, 8_000);
-    let cfg = small(Structure::Mmoe);
+    let cfg = small("mmoe");
     let mut teacher = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
     let history = teacher
         .train(&train, Some(&test), &cfg.train, |_| {})
@@ -94,9 +94,10 @@ fn mmoe_beats_logistic_regression_on_both_tasks_and_its_gates_differ() {
     let batch = test.batch(&(0..2000).collect::<Vec<u32>>());
     let gates = teacher.gate_weights(&batch).unwrap().unwrap();
     assert_eq!(gates.len(), 2);
-    let n = cfg.n_experts as f32;
+    let n_experts = cfg.body.params()["n_experts"].as_integer().unwrap() as usize;
+    let n = n_experts as f32;
     for gate in &gates {
-        assert_eq!(gate.ncols(), cfg.n_experts);
+        assert_eq!(gate.ncols(), n_experts);
         for row in gate.rows() {
             assert!((row.sum() - 1.0).abs() < 1e-5);
         }
@@ -109,7 +110,7 @@ fn mmoe_beats_logistic_regression_on_both_tasks_and_its_gates_differ() {
 
 #[test]
 fn tasks_are_distinct_and_p_ctcvr_is_the_product_of_probabilities() {
-    let (teacher, test, history) = trained(Structure::SharedBottom);
+    let (teacher, test, history) = trained("shared_bottom");
     let s = teacher.predict(&test).unwrap();
     for i in 0..s.len() {
         assert_eq!(s.p_ctcvr[i], s.p_ctr[i] * s.p_cvr[i], "row {i}");
@@ -142,7 +143,7 @@ fn tasks_are_distinct_and_p_ctcvr_is_the_product_of_probabilities() {
 #[test]
 fn loss_goes_down_and_training_is_deterministic() {
     let (schema, vocabs, train, _) = synthetic(12_000, 100);
-    let mut cfg = small(Structure::Mmoe);
+    let mut cfg = small("mmoe");
     cfg.train.epochs = 3;
     cfg.train.lr = 1e-2;
     let run = || {
@@ -188,7 +189,7 @@ fn loss_goes_down_and_training_is_deterministic() {
 #[test]
 fn save_load_round_trip_and_checkpoint_errors() {
     let (schema, vocabs, train, test) = synthetic(3_000, 500);
-    let mut cfg = small(Structure::Mmoe);
+    let mut cfg = small("mmoe");
     cfg.train.epochs = 1;
     let mut teacher = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
     teacher.train(&train, None, &cfg.train, |_| {}).unwrap();
@@ -225,7 +226,7 @@ fn save_load_round_trip_and_checkpoint_errors() {
 
     // Another model's config over these weights: the error names a tensor.
     let mut other = cfg.clone();
-    other.structure = Structure::SharedBottom;
+    other.body = small("shared_bottom").body;
     std::fs::write(ckpt.join("teacher.toml"), other.to_toml_string()).unwrap();
     let err = Teacher::load(&ckpt, &schema, &vocabs)
         .unwrap_err()
@@ -246,7 +247,7 @@ fn save_load_round_trip_and_checkpoint_errors() {
 #[test]
 fn data_that_does_not_fit_is_an_error_naming_column_and_row() {
     let (schema, vocabs, _, mut test) = synthetic(2_000, 300);
-    let teacher = Teacher::new(small(Structure::Mmoe), &schema, &vocabs).unwrap();
+    let teacher = Teacher::new(small("mmoe"), &schema, &vocabs).unwrap();
     let mut unlabelled = test.clone();
     unlabelled.click.clear();
     let vocab = vocabs.table_size("item_id").unwrap() as u32;
@@ -273,4 +274,20 @@ fn scores_are_stable_at_extreme_logits() {
         .p_ctcvr
         .iter()
         .all(|p| p.is_finite() && (0.0..=1.0).contains(p)));
+}
+
+#[test]
+fn the_existing_structures_keep_their_teacher_toml() {
+    let head = |structure: &str| {
+        format!(
+            "structure = \"{structure}\"\nn_experts = 4\nexpert_hidden = [256, 128]\n\
+             tower_hidden = [64]\nctcvr_weight = 1.0\nseed = 2021\n\n[embedding]\n"
+        )
+    };
+    let mmoe = TeacherConfig::default().to_toml_string();
+    assert!(mmoe.starts_with(&head("mmoe")), "{mmoe}");
+    let text = head("shared_bottom");
+    let cfg = TeacherConfig::from_toml_str(&text, "t").unwrap();
+    assert_eq!(cfg.body.name(), "shared_bottom");
+    assert!(cfg.to_toml_string().starts_with(&text));
 }

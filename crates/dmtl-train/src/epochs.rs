@@ -229,6 +229,15 @@ pub fn run<T: Trainee>(
         }
         writer = Some(w);
     }
+    // The state as a checkpoint mid-epoch and at an epoch's end write it.
+    let write_state = |w: &mut StateWriter,
+                       store: &ParamStore,
+                       adam: &Adam,
+                       best: &Option<(f64, usize, ParamStore)>,
+                       pos: &Position,
+                       history: &HistoryOf<T>| {
+        w.write(name, fingerprint, store, adam, best_ref(best), pos, history)
+    };
     let n_batches = train.n_rows().div_ceil(opts.batch_size);
     let mut trained_here = 0usize;
     while pos.epoch < opts.epochs && !pos.stopped_early {
@@ -298,15 +307,7 @@ pub fn run<T: Trainee>(
             let due = opts.checkpoint_every > 0 && pos.batch % opts.checkpoint_every == 0;
             if let Some(w) = writer.as_mut().filter(|_| stop || due) {
                 pos.seconds = base_seconds + start.elapsed().as_secs_f64();
-                w.write(
-                    name,
-                    fingerprint,
-                    model.store(),
-                    &adam,
-                    best_ref(&best),
-                    &pos,
-                    &history,
-                )?;
+                write_state(w, model.store(), &adam, &best, &pos, &history)?;
             }
             if stop {
                 return Err(TrainError::Interrupted {
@@ -358,15 +359,7 @@ pub fn run<T: Trainee>(
             ..Position::default()
         };
         if let Some(w) = writer.as_mut() {
-            w.write(
-                name,
-                fingerprint,
-                model.store(),
-                &adam,
-                best_ref(&best),
-                &pos,
-                &history,
-            )?;
+            write_state(w, model.store(), &adam, &best, &pos, &history)?;
         }
         if stop_at_epoch_end && !history.stopped_early && pos.epoch < opts.epochs {
             return Err(TrainError::Interrupted {

@@ -100,6 +100,14 @@ pub enum InputError {
         /// What was expected.
         message: String,
     },
+    /// A configuration file is not valid TOML or has an unknown or mistyped key.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or `<config>`).
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
     /// The schema, the vocabularies and a dataset or batch do not fit together, or a set
     /// holds no labels or a label out of range.
     #[error("{0}")]

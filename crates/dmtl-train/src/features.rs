@@ -77,6 +77,23 @@ impl Default for FieldEmbeddingConfig {
     }
 }
 
+impl FieldEmbeddingConfig {
+    /// The first out-of-range value, if any: its key as written in a model's configuration
+    /// (`embedding.dim`, `embedding.init_std`) and what it must be.
+    pub fn invalid_key(&self) -> Option<(&'static str, String)> {
+        if self.dim == Some(0) {
+            return Some(("embedding.dim", "must be at least 1".into()));
+        }
+        if !(self.init_std.is_finite() && self.init_std >= 0.0) {
+            return Some((
+                "embedding.init_std",
+                format!("must be a finite number >= 0, got {}", self.init_std),
+            ));
+        }
+        None
+    }
+}
+
 /// One feature column as seen by [`FieldEmbeddings`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddedField {
@@ -119,19 +136,12 @@ impl FieldEmbeddings {
         cfg: &FieldEmbeddingConfig,
         rng: &mut R,
     ) -> Result<Self> {
-        let config_err = |key: &str, message: String| InputError::Config {
-            origin: "<config>".into(),
-            key: key.into(),
-            message,
-        };
-        if !(cfg.init_std.is_finite() && cfg.init_std >= 0.0) {
-            return Err(config_err(
-                "embedding.init_std",
-                format!("must be a finite number >= 0, got {}", cfg.init_std),
-            ));
-        }
-        if cfg.dim == Some(0) {
-            return Err(config_err("embedding.dim", "must be at least 1".into()));
+        if let Some((key, message)) = cfg.invalid_key() {
+            return Err(InputError::Config {
+                origin: "<config>".into(),
+                key: key.into(),
+                message,
+            });
         }
         let mut fields = Vec::new();
         for (column, spec) in schema.columns.iter().enumerate() {

@@ -11,18 +11,22 @@
 //!   early stopping, progress events ([`TrainEvent`]) and the history ([`TrainHistory`]).
 //! - [`state`]: the training state on disk ([`StateDir`]) an interrupted run resumes from,
 //!   and [`state::config_value`], a configuration's fingerprint.
+//! - [`checkpoint`]: a model on disk, its configuration ([`checkpoint::ModelConfig`], parsed
+//!   and validated with errors naming the key) beside its parameters.
 //! - [`error`]: [`TrainError`] (why the loop stopped short), [`StateError`] (the state on
 //!   disk) and [`InputError`] (configuration values or data that do not fit the fields); each
 //!   model wraps them in its own error type.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod epochs;
 pub mod error;
 pub mod features;
 pub mod state;
 
+pub use checkpoint::{CheckpointError, ModelConfig};
 pub use config::{OnNonFinite, TrainOptions};
 pub use epochs::{EpochReport, Step, TrainEvent, TrainHistory, Trainee};
 pub use error::{InputError, StateError, TrainError};

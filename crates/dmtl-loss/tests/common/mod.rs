@@ -25,6 +25,22 @@ pub fn bernoulli(rng: &mut ChaCha8Rng, n: usize, p: f64) -> Vec<f32> {
         .collect()
 }
 
+/// `n` clicks (half of them), their durations (0 without a click, else uniform in 1..200 s)
+/// and the long reads (a click of more than 50 s).
+pub fn clicks_and_reads(r: &mut ChaCha8Rng, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let click = bernoulli(r, n, 0.5);
+    let duration: Vec<f32> = click
+        .iter()
+        .zip(uniform(r, n, 1.0, 200.0))
+        .map(|(c, d)| c * d)
+        .collect();
+    let long_read = duration
+        .iter()
+        .map(|&d| if d > 50.0 { 1.0 } else { 0.0 })
+        .collect();
+    (click, duration, long_read)
+}
+
 pub fn column(v: &[f32]) -> Array2<f32> {
     Array2::from_shape_vec((v.len(), 1), v.to_vec()).unwrap()
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use dmtl_student::objective::{ClickBce, LogDurationMse, LongReadBce, WeightedLogistic};
 use dmtl_student::ObjectiveConfig;
 use serde::{Deserialize, Serialize};
 
@@ -77,10 +78,10 @@ impl ModelName {
         match self {
             ModelName::Teacher => None,
             ModelName::Dmtl => Some(dmtl_objective),
-            ModelName::B1 => Some(ObjectiveConfig::ClickBce),
-            ModelName::B2 => Some(ObjectiveConfig::LongReadBce),
-            ModelName::B3Mse => Some(ObjectiveConfig::LogDurationMse),
-            ModelName::B3Wlr => Some(ObjectiveConfig::WeightedLogistic),
+            ModelName::B1 => Some(ObjectiveConfig::of(ClickBce {})),
+            ModelName::B2 => Some(ObjectiveConfig::of(LongReadBce {})),
+            ModelName::B3Mse => Some(ObjectiveConfig::of(LogDurationMse {})),
+            ModelName::B3Wlr => Some(ObjectiveConfig::of(WeightedLogistic {})),
         }
     }
 }

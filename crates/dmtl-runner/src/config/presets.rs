@@ -74,8 +74,12 @@ pub fn demo_config(scale: Scale, seed: u64) -> RunConfig {
             student.train.lr = 3e-3;
         }
         Scale::Tiny => {
-            teacher.expert_hidden = vec![128, 64];
-            teacher.tower_hidden = vec![32];
+            teacher.body = dmtl_teacher::MmoeConfig {
+                n_experts: 4,
+                expert_hidden: vec![128, 64],
+                tower_hidden: vec![32],
+            }
+            .into();
             teacher.train.epochs = 3;
             teacher.train.batch_size = 1024;
             teacher.train.patience = 1;

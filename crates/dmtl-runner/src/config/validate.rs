@@ -2,7 +2,7 @@
 //! each error built with the key it is about.
 
 use dmtl_data::Schema;
-use dmtl_student::{ObjectiveConfig, ObjectiveExt, StudentError};
+use dmtl_student::StudentError;
 use dmtl_teacher::TeacherError;
 
 use super::error::ConfigError;
@@ -120,20 +120,6 @@ impl RunConfig {
             return err(
                 "stages.models",
                 "`dmtl` distils the teacher, which stages.teacher = \"skip\" leaves out".into(),
-            );
-        }
-        if let ObjectiveConfig::Distill { alpha, .. } = self.student.objective {
-            if !(0.0..=1.0).contains(&alpha) {
-                return err(
-                    "student.objective.alpha",
-                    format!("must be in [0, 1] (1 is pure distillation), got {alpha}"),
-                );
-            }
-        } else {
-            return err(
-                "student.objective.type",
-                "is DMTL's objective and must be \"distill\"; the baselines are chosen in stages.models"
-                    .into(),
             );
         }
         // The libraries name their keys within their own section.

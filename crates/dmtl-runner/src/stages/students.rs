@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use dmtl_student::retrieval::top_k;
-use dmtl_student::{ObjectiveConfig, ObjectiveExt, OutputKind, Student, StudentConfig};
+use dmtl_student::{ObjectiveConfig, OutputKind, Student, StudentConfig};
 use dmtl_student::{StudentError, TrainError};
 
 use super::training::{epoch_points, show_progress, training_error, StageInputs};
@@ -24,7 +24,7 @@ use crate::prepare::Prepared;
 pub fn student_config(cfg: &RunConfig, model: ModelName) -> StudentConfig {
     let mut s = cfg.student.clone();
     s.objective = model
-        .objective(cfg.student.objective)
+        .objective(cfg.student.objective.clone())
         .expect("a two-tower model");
     s
 }

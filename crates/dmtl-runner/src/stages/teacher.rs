@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use dmtl_student::ObjectiveExt;
 use dmtl_teacher::{Teacher, TeacherError, TrainError};
 use tracing::info;
 
@@ -119,7 +118,7 @@ pub fn evaluate(
     off.click_auc = dmtl_metrics::auc(&test.p_ctr, &data.test.click);
     off.click_logloss = Some(dmtl_metrics::logloss(&test.p_ctr, &data.test.click));
     let distilled = cfg.stages.models.iter().any(|m| {
-        m.objective(cfg.student.objective)
+        m.objective(cfg.student.objective.clone())
             .is_some_and(|o| o.needs_teacher())
     });
     let soft_labels = match distilled {

@@ -1,0 +1,132 @@
+//! The teacher's body: what turns the concatenated field embeddings into one logit per task.
+//!
+//! A body is one type behind [`Body`]; its configuration is a serde type behind [`BuildBody`]
+//! that registers the body's parameters (under the `teacher.` prefix) and returns it. The
+//! `structure` key of `teacher.toml` names a configuration in [`BODIES`], which parses the
+//! body's own keys beside it (`structure = "mmoe"`, `n_experts = 4`, ...). Adding a body is its
+//! file and one line in [`BODIES`]; the teacher, its training, scoring, checkpoints and the
+//! shared tests (`tests/bodies.rs`) then work on it.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use dmtl_loss::registry::{parse_typed, Configured, Entry, Parsed, Registered, Registry};
+use dmtl_tensor::{Graph, ParamStore, Var};
+use rand::{RngCore, SeedableRng};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::mmoe::MmoeConfig;
+use crate::ple::PleConfig;
+use crate::shared_bottom::SharedBottomConfig;
+use crate::task::TaskLogits;
+
+/// Every body a configuration can name, by its `structure`: one line a body. A table without
+/// `structure` is an MMoE.
+pub static BODIES: Registry<dyn BuildBody> = Registry {
+    tag: "structure",
+    section: "",
+    default: "mmoe",
+    tag_optional: true,
+    entries: &[
+        body::<MmoeConfig>("mmoe")
+            .with_examples(&["n_experts = 2\nexpert_hidden = [6]\ntower_hidden = [4]"]),
+        body::<SharedBottomConfig>("shared_bottom")
+            .with_examples(&["expert_hidden = [8, 6]\ntower_hidden = [4]"]),
+        body::<PleConfig>("ple").with_examples(&[
+            "shared_experts = 2\ntask_experts = 1\nlevels = 2\nexpert_hidden = [6]\ntower_hidden = [4]",
+            "shared_experts = 1\ntask_experts = 2\nlevels = 1\nexpert_hidden = [6]\ntower_hidden = []",
+        ]),
+    ],
+};
+
+/// A multi-task body with its parameters registered in a store.
+pub trait Body: Send + Sync + Debug {
+    /// One logit per task and, for gated bodies, the gate weights.
+    ///
+    /// # Shapes
+    /// `h`: `(n, in_dim)` -> a logit `(n, 1)` per task of [`crate::Task::ALL`]; gates
+    /// `(n, experts)` per task (empty for a body without gates).
+    fn forward(&self, g: &Graph<'_>, h: Var) -> TaskLogits;
+}
+
+/// A body's configuration: the keys beside `structure` in `teacher.toml`.
+pub trait BuildBody: Send + Sync + Debug {
+    /// Registers the body's parameters in `store`, named `<prefix>.<...>`, on inputs of width
+    /// `in_dim`, drawn from `rng`.
+    ///
+    /// # Panics
+    /// When the configuration is invalid ([`BuildBody::invalid_key`]; validated
+    /// configurations never are).
+    fn build(
+        &self,
+        store: &mut ParamStore,
+        prefix: &str,
+        in_dim: usize,
+        rng: &mut dyn RngCore,
+    ) -> Box<dyn Body>;
+
+    /// The first setting out of range: its key and what it must be; `None` when all are
+    /// valid.
+    fn invalid_key(&self) -> Option<(&'static str, String)>;
+}
+
+fn parse_body<C>(value: toml::Value) -> Result<Parsed<dyn BuildBody>, String>
+where
+    C: BuildBody + Serialize + DeserializeOwned + 'static,
+{
+    parse_typed::<C>(value).map(|(c, table)| (Arc::new(c) as Arc<dyn BuildBody>, table))
+}
+
+/// The registry entry of body configuration `C` under `name`: `C`'s serde fields are its
+/// keys, each with a default.
+pub const fn body<C>(name: &'static str) -> Entry<dyn BuildBody>
+where
+    C: BuildBody + Serialize + DeserializeOwned + 'static,
+{
+    Entry::new(name, parse_body::<C>)
+}
+
+impl Registered for dyn BuildBody {
+    fn registry() -> &'static Registry<dyn BuildBody> {
+        &BODIES
+    }
+
+    fn invalid_key(value: &Self) -> Option<(&'static str, String)> {
+        value.invalid_key()
+    }
+}
+
+/// A registered body's configuration: `structure` and its keys.
+pub type BodyConfig = Configured<dyn BuildBody>;
+
+/// The number of parameters of the body `cfg` on inputs of width `in_dim`, from a throwaway
+/// store (a body is small beside the embedding tables).
+///
+/// # Panics
+/// When the configuration is invalid.
+pub fn param_count(cfg: &BodyConfig, in_dim: usize) -> usize {
+    let mut store = ParamStore::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    cfg.get().build(&mut store, "body", in_dim, &mut rng);
+    store.num_scalars()
+}
+
+/// The checks every body makes of its layers: `expert_hidden` (the key named by
+/// `expert_key`) has at least one layer, and no width is 0.
+pub fn invalid_layers(
+    expert_key: &'static str,
+    expert_hidden: &[usize],
+    tower_hidden: &[usize],
+) -> Option<(&'static str, String)> {
+    if expert_hidden.is_empty() || expert_hidden.contains(&0) {
+        return Some((
+            expert_key,
+            "needs at least one layer, every width >= 1".into(),
+        ));
+    }
+    if tower_hidden.contains(&0) {
+        return Some(("tower_hidden", "every width must be >= 1".into()));
+    }
+    None
+}
