@@ -14,7 +14,7 @@
 //! with such an error when one rank cannot go on. docs/distributed.md describes what is
 //! exchanged per step and its cost.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod collective;
 pub mod error;

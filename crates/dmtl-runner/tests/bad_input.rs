@@ -596,7 +596,12 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
         .save(&wide.join("student"))
         .unwrap();
     let mut tcfg = teacher.config().clone();
-    tcfg.expert_hidden = vec![24];
+    tcfg.body = dmtl_teacher::MmoeConfig {
+        n_experts: 2,
+        expert_hidden: vec![24],
+        tower_hidden: vec![8],
+    }
+    .into();
     dmtl_teacher::Teacher::new(tcfg, &schema, &vocabs)
         .unwrap()
         .save(&wide.join("teacher"))

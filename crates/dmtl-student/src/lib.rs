@@ -20,7 +20,7 @@
 //! - [`eval`]: offline metrics on a test log and retrieval quality on the simulator's truth.
 //! - [`synthetic`]: schemas and random datasets of given sizes, for benchmarks and tests.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod error;

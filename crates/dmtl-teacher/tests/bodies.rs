@@ -148,3 +148,25 @@ fn checkpoints_round_trip_bit_for_bit() {
         );
     }
 }
+
+/// The size a run checks before building the teacher is the size of the body it builds, at
+/// input widths on both sides of the widths it extrapolates from.
+#[test]
+fn param_count_is_the_built_size() {
+    use dmtl_teacher::body::param_count;
+    use rand::SeedableRng;
+    for (name, cfg) in every_body() {
+        for in_dim in [1, 2, 3, 4, 17, 300] {
+            let mut store = dmtl_tensor::ParamStore::new();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+            cfg.body
+                .get()
+                .build(&mut store, "teacher", in_dim, &mut rng);
+            assert_eq!(
+                param_count(&cfg.body, in_dim),
+                store.num_scalars(),
+                "{name} at input width {in_dim}"
+            );
+        }
+    }
+}
