@@ -47,7 +47,8 @@ pub use dataset::{split_train_test, Batch, Dataset, FieldData};
 pub use error::{DataError, Location};
 pub use raw::{RawColumn, RawLog};
 pub use read::{
-    read_csv_from, read_log, read_log_with_report, Format, LogReader, ReadOptions, ReadReport,
+    log_parts, read_csv_from, read_log, read_log_with_report, Format, LogReader, ReadOptions,
+    ReadReport, Shard,
 };
 pub use schema::{ColumnSpec, Defaults, IdColumns, Kind, LabelColumns, Schema, Side, SplitSpec};
 pub use stream::{
@@ -55,4 +56,4 @@ pub use stream::{
 };
 pub use strings::StrColumn;
 pub use vocab::{Vocabularies, Vocabulary, OOV};
-pub use write::{write_csv, write_parquet};
+pub use write::{write_csv, write_parquet, write_parquet_row_groups};

@@ -125,6 +125,21 @@ pub fn write_csv(log: &RawLog, schema: &Schema, path: impl AsRef<Path>) -> Resul
 
 /// Writes `log` as Parquet (Snappy-compressed, row groups of 65,536 rows), atomically.
 pub fn write_parquet(log: &RawLog, schema: &Schema, path: impl AsRef<Path>) -> Result<()> {
+    write_parquet_row_groups(log, schema, path, ROW_GROUP_ROWS)
+}
+
+/// [`write_parquet`] with row groups of `rows_per_group` rows (the unit a sharded reader deals
+/// out: see [`crate::Shard`]).
+///
+/// # Panics
+/// If `rows_per_group` is 0.
+pub fn write_parquet_row_groups(
+    log: &RawLog,
+    schema: &Schema,
+    path: impl AsRef<Path>,
+    rows_per_group: usize,
+) -> Result<()> {
+    assert!(rows_per_group > 0, "rows_per_group must be positive");
     let path = path.as_ref();
     check(log, schema)?;
     let time = time_name(log, schema)?;
@@ -161,13 +176,13 @@ pub fn write_parquet(log: &RawLog, schema: &Schema, path: impl AsRef<Path>) -> R
     write_atomic_with(path, |file| {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_size(ROW_GROUP_ROWS)
+            .set_max_row_group_size(rows_per_group)
             .build();
         let mut writer =
             ArrowWriter::try_new(file, arrow_schema.clone(), Some(props)).map_err(|e| perr(&e))?;
         let mut start = 0;
         while start < log.n_rows || (start == 0 && log.n_rows == 0) {
-            let end = (start + ROW_GROUP_ROWS).min(log.n_rows);
+            let end = (start + rows_per_group).min(log.n_rows);
             let batch = batch_of(log, start, end, arrow_schema.clone()).map_err(|e| perr(&e))?;
             writer.write(&batch).map_err(|e| perr(&e))?;
             if log.n_rows == 0 {

@@ -7,6 +7,8 @@
 //! The plain functions ([`auc`], [`gauc`], ...) panic on inputs of different lengths and on NaN
 //! scores (a caller's bug); each has a `try_` twin that returns a [`MetricError`] instead.
 
+#![deny(missing_docs)]
+
 use rayon::prelude::*;
 use std::collections::HashSet;
 

@@ -20,9 +20,10 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 use dmtl_runner::config::{demo_config, Scale};
+use dmtl_runner::metrics::{ModelResult, RunMetrics};
+use dmtl_runner::pipeline::run_pipeline;
 use dmtl_runner::plots::model_colour;
 use dmtl_runner::progress::Progress;
-use dmtl_runner::run::{run_pipeline, ModelResult, RunMetrics};
 use plotters::prelude::*;
 
 /// The models drawn, in legend order.

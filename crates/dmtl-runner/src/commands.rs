@@ -7,20 +7,24 @@ use anyhow::{bail, Context, Result};
 use dmtl_data::sim::{SimConfig, Simulator};
 use dmtl_data::{read_log, write_csv, write_parquet, Dataset, ReadOptions, Schema, Side};
 use dmtl_student::retrieval::top_k;
-use dmtl_teacher::Teacher;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use crate::checkpoints::{
+    load_run_basics, load_student, load_teacher, missing_model, model_dir, run_corpus,
+};
+use crate::columns::{all_rows, categorical, oov_count};
 use crate::config::{demo_config, ModelName, RunConfig, Scale};
 use crate::fsutil::{
-    check_output, check_train_out, create_run_dir, run_dir_path, write_text, RunLock, StagedRunDir,
+    check_off_inputs, check_output, check_train_out, create_run_dir, killed_build_hint,
+    run_dir_path, write_text, RunLock, StagedRunDir,
 };
+use crate::layout::{CONFIG_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE};
+use crate::metrics::RunMetrics;
+use crate::pipeline::{run_pipeline, run_pipeline_with};
 use crate::progress::Progress;
-use crate::run::{
-    all_rows, categorical, load_run_basics, load_student, missing_model, model_dir, oov_count,
-    run_pipeline, run_pipeline_with, vocab_hint, RunMetrics, States, CONFIG_FILE, ITEMS_FILE,
-    METRICS_FILE, PLOTS_DIR, REPORT_FILE, SCHEMA_FILE, STATE_DIR, USERS_FILE, VOCAB_FILE,
-};
+use crate::report::{table_over_seeds, write_demo, DemoMetrics};
+use crate::states::States;
 use crate::table::{check_output_path, write_table, Column};
 
 /// Runs `dmtl train`: the pipeline of the configuration file into a run folder (`out`, or
@@ -47,6 +51,7 @@ pub fn train_config(
 ) -> Result<(PathBuf, RunMetrics)> {
     if let Some(out) = out {
         check_train_out(out)?;
+        check_off_inputs("--out", out, &crate::inputs::input_files(cfg))?;
     }
     let dir = run_dir_path(out, "train");
     let _lock = RunLock::exclusive(&dir, "dmtl train")?;
@@ -90,41 +95,6 @@ fn resume_hint(dir: &Path) -> String {
          continue it with `dmtl train --resume {}`",
         dir.join(STATE_DIR).display(),
         dir.display()
-    )
-}
-
-/// A note naming the build folders (`.<name>.new-<pid>`, [`StagedRunDir`]) that killed runs
-/// of `run` left beside it: they hold the killed run's states and can be resumed themselves. A
-/// build folder still locked by its run is named as a run being built.
-pub(crate) fn killed_build_hint(run: &Path) -> String {
-    let (Some(parent), Some(name)) = (run.parent(), run.file_name()) else {
-        return String::new();
-    };
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    let prefix = format!(".{}.new-", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return String::new();
-    };
-    let mut found: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| parent.join(e.file_name()).display().to_string())
-        .collect();
-    found.sort();
-    let Some(f) = found.first() else {
-        return String::new();
-    };
-    // A build folder whose lock is held is a run still being built, not a killed one.
-    if let Err(e) = RunLock::shared(Path::new(f)) {
-        return format!(" (a run is being built beside it: {e:#})");
-    }
-    format!(
-        " (a killed run left its build folder {f}: resume that folder, then rename it to {})",
-        run.display()
     )
 }
 
@@ -196,19 +166,6 @@ pub struct DemoResult {
     pub runs: Vec<RunMetrics>,
 }
 
-/// The combined metrics of a demo over several seeds (`metrics.json` at the top of the folder).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DemoMetrics {
-    /// The seeds run.
-    pub seeds: Vec<u64>,
-    /// The simulator's scale.
-    pub scale: Scale,
-    /// Each seed's metrics.
-    pub runs: Vec<RunMetrics>,
-    /// Wall-clock seconds of the whole demo.
-    pub wall_seconds: f64,
-}
-
 /// Runs `dmtl demo`: for each seed, simulate, train the teacher, distil DMTL, train B1-B3,
 /// evaluate; one sub-folder per seed when there are several, and the combined table.
 pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
@@ -251,7 +208,7 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
         runs.push(m);
     }
     let all: Vec<_> = runs.iter().map(|r| r.models.clone()).collect();
-    let table = crate::report::table_over_seeds(&all, k);
+    let table = table_over_seeds(&all, k);
     if opts.seeds > 1 {
         let dm = DemoMetrics {
             seeds: (1..=opts.seeds as u64).collect(),
@@ -259,18 +216,7 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
             runs: runs.clone(),
             wall_seconds: start.elapsed().as_secs_f64(),
         };
-        write_text(&dir.join(METRICS_FILE), &serde_json::to_string_pretty(&dm)?)?;
-        let plots = crate::plots::write_all(&dir.join(PLOTS_DIR), &all)?;
-        let mut md = format!(
-            "# dmtl demo, {} seeds (mean ± std)\n\nScale `{:?}`: {}. Wall time {:.0} s.\n\n",
-            opts.seeds, opts.scale, runs[0].data.source, dm.wall_seconds
-        );
-        md.push_str(&table);
-        md.push('\n');
-        md.push_str(crate::report::LEGEND);
-        md.push_str("\nEach seed's own report is in its `seed-N/` folder.\n\n## Plots (curves of seed 1; histogram over all seeds)\n\n");
-        md.push_str(&crate::report::plot_list(&plots));
-        write_text(&dir.join(REPORT_FILE), &md)?;
+        write_demo(&dir, &dm, &table)?;
     }
     Ok(DemoResult { dir, table, runs })
 }
@@ -339,8 +285,7 @@ pub fn score_log(run: &Path, log: &Path, model: ModelName) -> Result<Scored> {
             if !dir.join(dmtl_teacher::teacher::CONFIG_FILE).is_file() {
                 return Err(missing_model(run, model));
             }
-            let t = Teacher::load(&dir, &schema, &vocabs)
-                .map_err(|e| vocab_hint(e.into(), run))
+            let t = load_teacher(run, &dir, &schema, &vocabs)
                 .with_context(|| format!("loading the teacher of {}", run.display()))?;
             let s = t.predict(&data)?;
             vec![
@@ -395,21 +340,6 @@ pub struct ExportManifest {
     pub users: usize,
     /// Items exported (rows of `item_vectors.npy`, entries of `item_ids.npy`).
     pub items: usize,
-}
-
-/// The item corpus of a run: raw ids and its encoded rows.
-pub fn run_corpus(
-    run: &Path,
-    schema: &Schema,
-    vocabs: &dmtl_data::Vocabularies,
-) -> Result<(Vec<String>, Dataset)> {
-    let raw = read_log(
-        run.join(ITEMS_FILE),
-        schema,
-        &ReadOptions::table_of(&[Side::Item]),
-    )?;
-    let ids = categorical(&raw, &schema.ids.item)?.to_vec();
-    Ok((ids, Dataset::encode(schema, &raw, vocabs)?))
 }
 
 /// Runs `dmtl export` through `dmtl_student::export`: `user_vectors.npy` (users x dim, f32)

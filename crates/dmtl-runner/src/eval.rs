@@ -5,8 +5,8 @@
 
 use dmtl_data::sim::Simulator;
 use dmtl_data::Dataset;
+use dmtl_student::eval::list_truth;
 use dmtl_student::OutputKind;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Offline metrics of one model's scores on the test impressions.
@@ -95,12 +95,12 @@ pub struct RetrievalMetrics {
     pub recall_at_k: Option<f64>,
     /// Users with at least one held-out long read.
     pub recall_users: usize,
-    /// Simulated data: mean over users and retrieved items of the true expected reading
-    /// seconds per impression.
+    /// Simulated data: the true expected reading seconds per impression, pooled over every
+    /// retrieved (user, item) pair ([`dmtl_student::eval::ListTruth`]).
     pub true_read_seconds: Option<f64>,
-    /// Simulated data: mean true long-read probability per impression of the retrieved items.
+    /// Simulated data: the true long-read probability per impression, pooled likewise.
     pub true_long_read_p: Option<f64>,
-    /// Simulated data: share of click-bait among the retrieved items.
+    /// Simulated data: share of click-bait among the retrieved (user, item) pairs.
     pub clickbait_share: Option<f64>,
     /// Median number of training impressions of the retrieved items (over every retrieved
     /// (user, item) pair): low values mean the lists are crowded by items whose vectors saw
@@ -117,7 +117,12 @@ pub struct RetrievalMetrics {
 }
 
 /// Scores retrieved lists: `lists[u]` holds corpus rows (best first; entries `>= n_items` are
-/// padding and are skipped). On simulated data, corpus row `r` must be simulator item `r`.
+/// padding and are skipped). On simulated data, corpus row `r` must be simulator item `r`, and
+/// the truth columns are [`dmtl_student::eval::list_truth`]'s, pooled over every retrieved
+/// (user, item) pair.
+///
+/// # Panics
+/// When there is not one list per user of `task`.
 pub fn retrieval(
     task: &RetrievalTask,
     lists: &[Vec<u32>],
@@ -136,36 +141,14 @@ pub fn retrieval(
         ..RetrievalMetrics::default()
     };
     if let (Some(sim), Some(users)) = (sim, &task.sim_users) {
-        let n_items = sim.n_items() as u32;
-        // Per user: (sum read s, sum p long read, click-bait count, items, read seconds list).
-        let per_user: Vec<(f64, f64, usize, usize, Vec<f64>)> = users
-            .par_iter()
-            .zip(lists)
-            .map(|(&u, list)| {
-                let mut out = (0.0, 0.0, 0, 0, Vec::with_capacity(list.len()));
-                for &i in list.iter().filter(|&&i| i < n_items) {
-                    let i = i as usize;
-                    let secs = sim.expected_read_seconds(u, i);
-                    out.0 += secs;
-                    out.1 += sim.p_long_read(u, i);
-                    out.2 += usize::from(sim.is_clickbait(i));
-                    out.3 += 1;
-                    out.4.push(secs);
-                }
-                out
-            })
-            .collect();
-        let n: usize = per_user.iter().map(|x| x.3).sum();
-        if n > 0 {
-            let nf = n as f64;
-            m.true_read_seconds = Some(per_user.iter().map(|x| x.0).sum::<f64>() / nf);
-            m.true_long_read_p = Some(per_user.iter().map(|x| x.1).sum::<f64>() / nf);
-            m.clickbait_share = Some(per_user.iter().map(|x| x.2).sum::<usize>() as f64 / nf);
-        }
+        let truth = list_truth(sim, users, lists);
+        m.true_read_seconds = truth.mean_expected_read_seconds;
+        m.true_long_read_p = truth.mean_p_long_read;
+        m.clickbait_share = truth.clickbait_share;
         if histogram_edges.len() >= 2 {
             let mut h = vec![0u64; histogram_edges.len() - 1];
-            for x in per_user.iter().flat_map(|p| &p.4) {
-                h[bin(histogram_edges, *x)] += 1;
+            for &x in &truth.read_seconds {
+                h[bin(histogram_edges, x)] += 1;
             }
             m.histogram = h;
             m.histogram_edges = histogram_edges.to_vec();
@@ -220,35 +203,6 @@ pub fn edges(max: f64, bins: usize) -> Vec<f64> {
     e.extend((0..bins - 1).map(|b| low * (ratio * b as f64).exp()));
     e.push(max);
     e
-}
-
-/// The oracle's top-K on simulated data: for each user the K items of the whole corpus with the
-/// highest true expected reading seconds per impression.
-pub fn oracle_lists(sim: &Simulator, users: &[usize], k: usize) -> Vec<Vec<u32>> {
-    users
-        .iter()
-        .map(|&u| {
-            let truth = sim.user_truth(u);
-            top_indices(&truth.expected_read_seconds, k)
-        })
-        .collect()
-}
-
-/// Indices of the `k` largest values, largest first (ties: lower index first).
-pub fn top_indices(values: &[f64], k: usize) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..values.len() as u32).collect();
-    let k = k.min(idx.len());
-    let cmp = |a: &u32, b: &u32| {
-        values[*b as usize]
-            .total_cmp(&values[*a as usize])
-            .then(a.cmp(b))
-    };
-    if k < idx.len() && k > 0 {
-        idx.select_nth_unstable_by(k - 1, cmp);
-    }
-    idx.truncate(k);
-    idx.sort_by(cmp);
-    idx
 }
 
 /// Mean and sample standard deviation (0 for one value) of the present values; `None` when
@@ -334,14 +288,6 @@ mod tests {
         let m = offline(&p, Some(&p), Output::Click, &test);
         let want = dmtl_metrics::logloss(&p, &test.click);
         assert_eq!(m.click_logloss, Some(want));
-    }
-
-    #[test]
-    fn top_indices_matches_a_full_sort() {
-        let v = [0.3, 0.9, 0.1, 0.9, 0.5, -1.0];
-        assert_eq!(top_indices(&v, 3), vec![1, 3, 4]);
-        assert_eq!(top_indices(&v, 10), vec![1, 3, 4, 0, 2, 5]);
-        assert!(top_indices(&v, 0).is_empty());
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! Files and folders of a run: atomic writes, run-folder names, the lock that keeps one writer
-//! per run folder, and the checks that keep outputs off the inputs and off run folders.
+//! Files and folders of a run: atomic writes, run-folder names, the run folder built beside
+//! its place and swapped in whole, and the checks that keep outputs off the inputs and off run
+//! folders. The lock of a run folder is [`crate::lock`]'s.
 
-use std::io::{Read, Seek, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::layout::{is_run_folder, CONFIG_FILE, RUN_ENTRIES, VOCAB_FILE};
+pub use crate::lock::{killed_build_hint, RunLock};
+use crate::paths::parent_of;
+pub use crate::paths::resolve;
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
 /// over `path`, so a reader never sees half a file and a failure leaves the old file in place.
@@ -129,14 +135,6 @@ pub struct StagedRunDir {
     _lock: RunLock,
 }
 
-/// `dir`'s parent, `.` for a bare name, so that siblings can be named.
-fn parent_of(dir: &Path) -> &Path {
-    match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
 /// The sibling `.<name>.<tag>-<pid>` of `dir`.
 fn sibling(dir: &Path, tag: &str) -> PathBuf {
     let name = dir
@@ -233,30 +231,6 @@ impl Drop for StagedRunDir {
     }
 }
 
-/// `path` made absolute, its longest existing prefix resolved by the file system (symlinks,
-/// `.` and `..`) and the rest appended with `.` and `..` applied by name: the file that
-/// creating the missing folders and then `path` would reach.
-pub fn resolve(path: &Path) -> PathBuf {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let parts: Vec<Component> = abs.components().collect();
-    for i in (1..=parts.len()).rev() {
-        let prefix: PathBuf = parts[..i].iter().collect();
-        if let Ok(mut base) = prefix.canonicalize() {
-            for c in &parts[i..] {
-                match c {
-                    Component::ParentDir => {
-                        base.pop();
-                    }
-                    Component::CurDir => {}
-                    c => base.push(c),
-                }
-            }
-            return base;
-        }
-    }
-    abs
-}
-
 /// Whether `a` and `b` name the same existing file (also through hard links).
 fn same_file(a: &Path, b: &Path) -> bool {
     #[cfg(unix)]
@@ -269,12 +243,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
     false
 }
 
-/// Whether `dir` is a run folder of `dmtl train` or `dmtl demo`: it holds the run's
-/// configuration and vocabularies.
-pub fn is_run_folder(dir: &Path) -> bool {
-    dir.join(crate::run::CONFIG_FILE).is_file() && dir.join(crate::run::VOCAB_FILE).is_file()
-}
-
 /// The run folder `path` is in (or is), if any.
 fn enclosing_run(path: &Path) -> Option<PathBuf> {
     resolve(path)
@@ -285,24 +253,17 @@ fn enclosing_run(path: &Path) -> Option<PathBuf> {
 
 /// Refuses an output that would overwrite what a command reads: `out` (given as `flag`) must
 /// not be, or resolve through symlinks, hard links or `..` to, one of `inputs` (`(what, path)`
-/// pairs, named in the error), and must not lie in the run folder `run` or in any run folder.
-/// Checked before any work.
+/// pairs, named in the error) or one of their part files, nor lie inside an input that is a
+/// folder of parts (it would join the log), and must not lie in the run folder `run` or in any
+/// run folder. Checked before any work.
 pub fn check_output(
     flag: &str,
     out: &Path,
     inputs: &[(&str, &Path)],
     run: Option<&Path>,
 ) -> Result<()> {
+    check_off_inputs(flag, out, inputs)?;
     let target = resolve(out);
-    for (what, input) in inputs {
-        if target == resolve(input) || same_file(out, input) {
-            bail!(
-                "{flag} {}: is the {what} {} this command reads; choose another output",
-                out.display(),
-                input.display()
-            );
-        }
-    }
     let inside = run
         .filter(|r| target.starts_with(resolve(r)))
         .map(Path::to_path_buf)
@@ -318,24 +279,36 @@ pub fn check_output(
     Ok(())
 }
 
-/// What a run folder holds (besides `.tmp-*` files a killed write leaves): anything else in a
-/// folder is the user's, and `train --out` refuses to replace it.
-fn run_entries() -> [&'static str; 12] {
-    use crate::run::*;
-    [
-        CONFIG_FILE,
-        SCHEMA_FILE,
-        VOCAB_FILE,
-        ITEMS_FILE,
-        USERS_FILE,
-        TEACHER_DIR,
-        MODELS_DIR,
-        METRICS_FILE,
-        REPORT_FILE,
-        PLOTS_DIR,
-        STATE_DIR,
-        crate::inputs::INPUTS_FILE,
-    ]
+/// Refuses an output `out` (given as `flag`) that is one of `inputs` (`(what, path)` pairs), one
+/// of their part files (an input given as a folder or glob), or lies inside an input folder.
+pub fn check_off_inputs(flag: &str, out: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    let target = resolve(out);
+    for (what, input) in inputs {
+        let several = input.is_dir() || crate::paths::is_glob(input);
+        if input.is_dir() && target.starts_with(resolve(input)) {
+            bail!(
+                "{flag} {}: is inside the {what} folder {} this command reads, whose files are \
+                 the log's parts; choose an output outside it",
+                out.display(),
+                input.display()
+            );
+        }
+        let parts = if several {
+            crate::paths::log_files(input)
+        } else {
+            vec![input.to_path_buf()]
+        };
+        for part in &parts {
+            if target == resolve(part) || same_file(out, part) {
+                bail!(
+                    "{flag} {}: is the {what} {} this command reads; choose another output",
+                    out.display(),
+                    part.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks `train --out DIR` before any work: a run replaces its folder whole, so `DIR` must be
@@ -362,7 +335,7 @@ pub fn check_train_out(out: &Path) -> Result<()> {
         .with_context(|| format!("--out {shown}: reading the folder"))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with(".tmp-") && !run_entries().contains(&n.as_str()))
+        .filter(|n| !n.starts_with(".tmp-") && !RUN_ENTRIES.contains(&n.as_str()))
         .collect();
     foreign.sort();
     let empty = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_none());
@@ -374,8 +347,8 @@ pub fn check_train_out(out: &Path) -> Result<()> {
             "--out {shown}: the folder exists and is not a dmtl run folder (no {} and {}); \
              a run replaces its folder whole, so it is left as it is: give the name of a new \
              folder",
-            crate::run::CONFIG_FILE,
-            crate::run::VOCAB_FILE
+            CONFIG_FILE,
+            VOCAB_FILE
         );
     }
     if let Some(f) = foreign.first() {
@@ -386,158 +359,6 @@ pub fn check_train_out(out: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// An advisory lock on a run folder, held until dropped: one writer (`train`, `train
-/// --resume`, `demo`: exclusive) or any number of readers (`score`, `export`, `retrieve`:
-/// shared), so that two runs never mix in one folder and a run is never replaced under a
-/// reader.
-///
-/// The lock is the file `.<name>.lock` beside the folder (the folder itself is swapped whole
-/// when a run commits, so it cannot carry the lock); a writer writes its process id into it.
-/// The lock is taken at once or refused: the error names the folder and the holder's process id
-/// when it is known. The lock file is removed when its last holder lets go.
-#[derive(Debug)]
-pub struct RunLock {
-    file: std::fs::File,
-    path: PathBuf,
-    exclusive: bool,
-}
-
-impl RunLock {
-    /// Takes the exclusive lock of the run folder `dir` (which need not exist yet) for
-    /// `command` (named to whoever is refused).
-    pub fn exclusive(dir: &Path, command: &str) -> Result<RunLock> {
-        let lock = RunLock::take(dir, true)?;
-        let mut f = &lock.file;
-        let note = format!("{}\n{command}\n", std::process::id());
-        f.set_len(0)
-            .and_then(|_| f.rewind())
-            .and_then(|_| f.write_all(note.as_bytes()))
-            .with_context(|| format!("writing {}", lock.path.display()))?;
-        Ok(lock)
-    }
-
-    /// Takes a shared lock of the run folder `dir`. `None` when `dir` is not a folder (the
-    /// reader says so itself), or where no lock file can be created beside it (a read-only file
-    /// system: nobody can write the run there either).
-    pub fn shared(dir: &Path) -> Result<Option<RunLock>> {
-        if !dir.is_dir() {
-            return Ok(None);
-        }
-        match RunLock::take(dir, false) {
-            Ok(l) => Ok(Some(l)),
-            Err(e) => match e.downcast_ref::<std::io::Error>().map(|e| e.kind()) {
-                Some(std::io::ErrorKind::ReadOnlyFilesystem)
-                | Some(std::io::ErrorKind::PermissionDenied) => Ok(None),
-                _ => Err(e),
-            },
-        }
-    }
-
-    fn take(dir: &Path, exclusive: bool) -> Result<RunLock> {
-        let target = resolve(dir);
-        let parent = parent_of(&target);
-        let name = target
-            .file_name()
-            .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
-        let path = parent.join(format!(".{name}.lock"));
-        if exclusive {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        // The previous holder may remove the file between our open and our lock: then the
-        // lock is on a file nobody else sees, and the open is retried.
-        for _ in 0..100 {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)?;
-            let taken = if exclusive {
-                file.try_lock()
-            } else {
-                file.try_lock_shared()
-            };
-            match taken {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    bail!("{}", busy_message(dir, &file, exclusive))
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("locking the run folder {}", dir.display())))
-                }
-            }
-            if still_there(&file, &path) {
-                return Ok(RunLock {
-                    file,
-                    path,
-                    exclusive,
-                });
-            }
-        }
-        bail!("{}: could not lock the run folder", dir.display())
-    }
-}
-
-/// Whether the open `file` is still the one at `path`.
-fn still_there(file: &std::fs::File, path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (file.metadata(), std::fs::metadata(path)) {
-            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        path.exists()
-    }
-}
-
-/// Why a lock of `dir` was refused: the writer's process id and command when the lock file
-/// names a live one.
-fn busy_message(dir: &Path, mut file: &std::fs::File, exclusive: bool) -> String {
-    let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
-    let mut lines = text.lines();
-    let holder = lines
-        .next()
-        .and_then(|p| p.trim().parse::<u32>().ok())
-        .filter(|pid| !cfg!(target_os = "linux") || Path::new(&format!("/proc/{pid}")).exists())
-        .map(|pid| (pid, lines.next().unwrap_or("dmtl").to_string()));
-    let want = if exclusive {
-        "cannot write it"
-    } else {
-        "cannot read it"
-    };
-    match holder {
-        Some((pid, command)) => format!(
-            "{}: the run folder is in use by process {pid} (`{command}`), so this command {want} \
-             now; wait for that process to end",
-            dir.display()
-        ),
-        None => format!(
-            "{}: the run folder is being read by another dmtl process (score, export or \
-             retrieve), so this command {want} now; wait for it to end",
-            dir.display()
-        ),
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        // The file is removed only under an exclusive lock (a shared holder upgrades first and
-        // leaves it to the others when that fails), so nobody holds the removed file.
-        let sole_holder = self.exclusive || self.file.try_lock().is_ok();
-        if sole_holder && still_there(&self.file, &self.path) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,9 +13,7 @@ use tracing::info;
 
 use crate::config::RunConfig;
 use crate::fsutil::write_text;
-
-/// The input identities in a run folder.
-pub const INPUTS_FILE: &str = "inputs.json";
+use crate::layout::INPUTS_FILE;
 
 /// What identifies one input file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,33 +31,48 @@ pub struct InputIdentity {
     pub xxh64: String,
 }
 
-/// The identity of the file `path`, named by `key`.
+/// The identity of the input `path`, named by `key`: a file, or a log given as a folder of part
+/// files or a glob, identified by its parts in reading order (total bytes; one hash over each
+/// part's path below `path` and its bytes; the latest modification time).
 pub fn identify(key: &str, path: &Path) -> Result<InputIdentity> {
-    let mut f = std::fs::File::open(path)
-        .with_context(|| format!("`{key}`: reading {}", path.display()))?;
-    let meta = f
-        .metadata()
-        .with_context(|| format!("`{key}`: reading {}", path.display()))?;
+    let parts = if path.is_dir() || crate::paths::is_glob(path) {
+        crate::paths::log_files(path)
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let several = parts.len() > 1 || parts.first().is_some_and(|p| p != path);
     let mut h = twox_hash::XxHash64::with_seed(0);
+    let (mut size, mut modified_ns) = (0u64, None);
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("`{key}`: reading {}", path.display()))?;
-        if n == 0 {
-            break;
+    for part in &parts {
+        let ctx = || format!("`{key}`: reading {}", part.display());
+        let mut f = std::fs::File::open(part).with_context(ctx)?;
+        let meta = f.metadata().with_context(ctx)?;
+        if several {
+            // The part's name is part of the data: renaming parts reorders the log.
+            let name = part.strip_prefix(path).unwrap_or(part);
+            h.write(name.to_string_lossy().as_bytes());
+            h.write(&[0]);
         }
-        h.write(&buf[..n]);
+        loop {
+            let n = f.read(&mut buf).with_context(ctx)?;
+            if n == 0 {
+                break;
+            }
+            h.write(&buf[..n]);
+        }
+        size += meta.len();
+        let m = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as u64);
+        modified_ns = modified_ns.max(m);
     }
-    let modified_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64);
     Ok(InputIdentity {
         key: key.to_string(),
         path: path.to_path_buf(),
-        size: meta.len(),
+        size,
         modified_ns,
         xxh64: format!("{:016x}", h.finish()),
     })
@@ -112,7 +125,7 @@ pub fn check(cfg: &RunConfig, dir: &Path) -> Result<()> {
     let recorded: Vec<InputIdentity> =
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
     for was in &recorded {
-        if !was.path.is_file() {
+        if !was.path.exists() && !crate::paths::is_glob(&was.path) {
             bail!(
                 "`{}`: {} is gone since the run started ({} records it); a resumed run must \
                  read the same data: restore the file, or start a new run",

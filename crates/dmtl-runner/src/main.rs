@@ -221,7 +221,7 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
                 "{} seed(s), {:.0} s; report: {}",
                 r.runs.len(),
                 wall,
-                r.dir.join(dmtl_runner::run::REPORT_FILE).display()
+                r.dir.join(dmtl_runner::layout::REPORT_FILE).display()
             );
         }
         Command::Train {
@@ -234,12 +234,12 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
                 (None, Some(config)) => commands::train(config, out.as_deref(), progress)?,
                 (None, None) => anyhow::bail!("give --config or --resume"),
             };
-            let cfg = dmtl_runner::RunConfig::load(&dir.join(dmtl_runner::run::CONFIG_FILE))?;
+            let cfg = dmtl_runner::RunConfig::load(&dir.join(dmtl_runner::layout::CONFIG_FILE))?;
             println!("{}", dmtl_runner::report::table(&m.models, cfg.eval.k));
             println!(
                 "{:.0} s; report: {}",
                 m.wall_seconds,
-                dir.join(dmtl_runner::run::REPORT_FILE).display()
+                dir.join(dmtl_runner::layout::REPORT_FILE).display()
             );
         }
         Command::Score {

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use dmtl_data::{Format, Kind, RawLog, Schema, Side, Vocabularies};
+use dmtl_data::{Dataset, Format, Kind, RawLog, Schema, Side, Vocabularies};
 
+use crate::columns::categorical;
 use crate::config::{ModelName, RunConfig, TeacherStage};
-use crate::run::{categorical, Prepared};
 
 /// Fails when an item id appears twice in the items file `path` (`data.items`, read into
 /// `items` with `skipped` malformed rows skipped): the corpus holds each item once, and the
@@ -45,11 +45,11 @@ pub fn check_unique_items(
 }
 
 /// Fails when a label that a stage of `cfg` learns from has no positive among the training
-/// rows of `data` (every click 0, or no long read, say under a `long_read_threshold` above
+/// rows `train` (every click 0, or no long read, say under a `long_read_threshold` above
 /// every duration): the stage would train on one class and report a meaningless table. The
-/// error names the label, its count, the stage, and the threshold's key for long reads.
-pub fn check_labels(cfg: &RunConfig, data: &Prepared) -> Result<()> {
-    let train = &data.train;
+/// error names the data `source`, the label, its count, the stage, and the threshold's key
+/// (of `schema`, or the run configuration) for long reads.
+pub fn check_labels(cfg: &RunConfig, train: &Dataset, schema: &Schema, source: &str) -> Result<()> {
     let positives = |v: &[f32]| v.iter().filter(|&&x| x > 0.5).count();
     let clicks = positives(&train.click);
     let long_reads = positives(&train.long_read);
@@ -76,7 +76,7 @@ pub fn check_labels(cfg: &RunConfig, data: &Prepared) -> Result<()> {
                 Some(_) => "data.long_read_threshold in the run config",
                 None => "long_read_threshold in the schema",
             };
-            let t = data.schema.long_read_threshold;
+            let t = schema.long_read_threshold;
             let t = if t.abs() >= 1e6 {
                 format!("{t:e}")
             } else {
@@ -87,7 +87,7 @@ pub fn check_labels(cfg: &RunConfig, data: &Prepared) -> Result<()> {
         bail!(
             "{}: the training set has no {label} ({how}): 0 of {} rows; {stage} needs \
              positives of the label `{label}` to learn from",
-            data.summary.source,
+            source,
             train.n_rows
         );
     }

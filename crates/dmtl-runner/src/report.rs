@@ -1,14 +1,18 @@
-//! The paper's table (one run, or mean ± std over seeds), `metrics.json` and `report.md`.
+//! The paper's table (one run, or mean ± std over seeds), `metrics.json` and `report.md`, of a
+//! run and of a demo over several seeds.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
+use crate::config::Scale;
 use crate::eval::mean_std;
 use crate::fsutil::write_text;
+use crate::layout::{METRICS_FILE, PLOTS_DIR, REPORT_FILE};
+use crate::metrics::{ModelResult, RunMetrics};
 use crate::plots::Plot;
-use crate::run::{ModelResult, RunMetrics, METRICS_FILE, PLOTS_DIR, REPORT_FILE};
 
 /// One column of the table: its header and how to read its value from a row.
 struct Column {
@@ -165,6 +169,44 @@ pub fn write_run(dir: &Path, metrics: &RunMetrics, k: usize) -> Result<()> {
         );
     }
     md.push_str("\n## Plots\n\n");
+    md.push_str(&plot_list(&plots));
+    write_text(&dir.join(REPORT_FILE), &md)
+}
+
+/// The combined metrics of a demo over several seeds (`metrics.json` at the top of the folder).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoMetrics {
+    /// The seeds run.
+    pub seeds: Vec<u64>,
+    /// The simulator's scale.
+    pub scale: Scale,
+    /// Each seed's metrics.
+    pub runs: Vec<RunMetrics>,
+    /// Wall-clock seconds of the whole demo.
+    pub wall_seconds: f64,
+}
+
+/// Writes the top of a demo folder over several seeds into `dir`: `metrics.json` (`demo`),
+/// the plots over the seeds, and `report.md` with `table` (mean ± std, [`table_over_seeds`]).
+pub fn write_demo(dir: &Path, demo: &DemoMetrics, table: &str) -> Result<()> {
+    write_text(
+        &dir.join(METRICS_FILE),
+        &serde_json::to_string_pretty(demo)?,
+    )?;
+    let all: Vec<_> = demo.runs.iter().map(|r| r.models.clone()).collect();
+    let plots = crate::plots::write_all(&dir.join(PLOTS_DIR), &all)?;
+    let source = demo.runs.first().map_or("", |r| r.data.source.as_str());
+    let mut md = format!(
+        "# dmtl demo, {} seeds (mean ± std)\n\nScale `{:?}`: {}. Wall time {:.0} s.\n\n",
+        demo.seeds.len(),
+        demo.scale,
+        source,
+        demo.wall_seconds
+    );
+    md.push_str(table);
+    md.push('\n');
+    md.push_str(LEGEND);
+    md.push_str("\nEach seed's own report is in its `seed-N/` folder.\n\n## Plots (curves of seed 1; histogram over all seeds)\n\n");
     md.push_str(&plot_list(&plots));
     write_text(&dir.join(REPORT_FILE), &md)
 }

@@ -15,7 +15,7 @@ use common::{args, copy_dir, dmtl, expect_failure_in, s, small_sim, snapshot, Cf
 
 use dmtl_data::{read_log, ReadOptions, Side, Vocabularies};
 use dmtl_runner::config::ModelName;
-use dmtl_runner::run;
+use dmtl_runner::{checkpoints, columns, layout};
 
 /// A small CSV table (no quoted fields: the simulator writes none) to edit cell by cell.
 #[derive(Clone)]
@@ -152,15 +152,7 @@ fn good_run(t: &Path) -> Setup {
         + "\n[[columns]]\nname = \"quality\"\nside = \"item\"\nkind = \"dense\"\n";
     std::fs::write(data.join("schema.toml"), &schema_text).unwrap();
 
-    let base = Cfg {
-        schema: data.join("schema.toml"),
-        log: data.join("log.csv"),
-        items: data.join("items.csv"),
-        data_extra: String::new(),
-        teacher_train: "epochs = 1\nbatch_size = 512\n".into(),
-        student_train: "epochs = 1\nbatch_size = 512\n".into(),
-        eval: "k = 10\nretrieval_users = 40\n".into(),
-    };
+    let base = Cfg::tiny(&data);
     let good_cfg = base.write(&t.join("run.toml"));
     let good = t.join("run");
     let out = dmtl(&args(&[
@@ -593,7 +585,7 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
             std::fs::write(&p, &bytes[..keep(bytes.len())]).unwrap();
         }
     };
-    let (schema, vocabs, student) = run::load_student(&good, ModelName::Dmtl).unwrap();
+    let (schema, vocabs, student) = checkpoints::load_student(&good, ModelName::Dmtl).unwrap();
     let teacher = dmtl_teacher::Teacher::load(&good.join("teacher"), &schema, &vocabs).unwrap();
     // Same models, other widths.
     let wide = t.join("wide");
@@ -799,12 +791,12 @@ fn every_bad_input_fails_cleanly_through_the_binary() {
     // --- Users never seen in training are served, not refused: the out-of-vocabulary id,
     // `known_user = 0` in the output, and the count on stdout and stderr.
     let train_users = read_log(
-        good.join(run::USERS_FILE),
+        good.join(layout::USERS_FILE),
         &schema,
         &ReadOptions::table_of(&[Side::User, Side::Context]),
     )
     .unwrap();
-    let known = run::categorical(&train_users, "user_id").unwrap()[0].to_string();
+    let known = columns::categorical(&train_users, "user_id").unwrap()[0].to_string();
     let mut q = users.clone();
     q.rows.truncate(3);
     let id = q.col("user_id");

@@ -1,6 +1,8 @@
 //! train -> score -> export -> retrieve through the functions behind the `dmtl` commands, on a
 //! small simulated log written to files, with small towers and one epoch.
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -9,53 +11,30 @@ use dmtl_data::{read_log, Dataset, ReadOptions, Schema};
 use dmtl_runner::commands;
 use dmtl_runner::config::{ModelName, RunConfig};
 use dmtl_runner::progress::Progress;
-use dmtl_runner::run;
+use dmtl_runner::{checkpoints, columns, layout, prepare};
+
+use common::Cfg;
 
 fn small_sim() -> SimConfig {
     SimConfig {
         n_users: 300,
         n_items: 400,
         n_impressions: 12_000,
-        n_days: 6,
         n_author: 50,
         seed: 5,
-        ..SimConfig::tiny()
+        ..common::small_sim()
     }
 }
 
+/// The tiny run config over the files in `data`, with DMTL and B1, and `extra` lines at the
+/// end (in `[eval]`, or sections of their own).
 fn run_toml(data: &Path, extra: &str) -> String {
-    format!(
-        r#"
-[data]
-schema = "{d}/schema.toml"
-log = "{d}/log.csv"
-items = "{d}/items.csv"
-
-[stages]
-models = ["dmtl", "b1"]
-
-[teacher]
-n_experts = 2
-expert_hidden = [16]
-tower_hidden = [8]
-[teacher.train]
-epochs = 1
-batch_size = 512
-
-[student]
-user_layers = [16, 8]
-item_layers = [16, 8]
-[student.train]
-epochs = 1
-batch_size = 512
-
-[eval]
-k = 10
-retrieval_users = 40
-{extra}
-"#,
-        d = data.display()
-    )
+    Cfg {
+        models: r#"["dmtl", "b1"]"#.into(),
+        eval: format!("k = 10\nretrieval_users = 40\n{extra}\n"),
+        ..Cfg::tiny(data)
+    }
+    .text()
 }
 
 fn read_lines(p: &Path) -> Vec<String> {
@@ -79,13 +58,13 @@ fn train_score_export_retrieve_round_trip() {
     let out = tmp.path().join("run");
     let (dir, metrics) = commands::train(&cfg_path, Some(&out), &quiet).unwrap();
     for f in [
-        run::CONFIG_FILE,
-        run::SCHEMA_FILE,
-        run::VOCAB_FILE,
-        run::ITEMS_FILE,
-        run::USERS_FILE,
-        run::METRICS_FILE,
-        run::REPORT_FILE,
+        layout::CONFIG_FILE,
+        layout::SCHEMA_FILE,
+        layout::VOCAB_FILE,
+        layout::ITEMS_FILE,
+        layout::USERS_FILE,
+        layout::METRICS_FILE,
+        layout::REPORT_FILE,
         "teacher/teacher.safetensors",
         "models/dmtl/student.safetensors",
         "models/b1/student.safetensors",
@@ -96,16 +75,16 @@ fn train_score_export_retrieve_round_trip() {
     let names: Vec<&str> = metrics.models.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["teacher", "dmtl", "b1", "random"]);
     // The resolved config reads back to the same configuration.
-    let resolved = RunConfig::load(&dir.join(run::CONFIG_FILE)).unwrap();
+    let resolved = RunConfig::load(&dir.join(layout::CONFIG_FILE)).unwrap();
     assert_eq!(resolved, RunConfig::load(&cfg_path).unwrap());
-    let report = std::fs::read_to_string(dir.join(run::REPORT_FILE)).unwrap();
+    let report = std::fs::read_to_string(dir.join(layout::REPORT_FILE)).unwrap();
     assert!(report.contains("| DMTL (distilled two-tower) |"));
 
     // score: one row per log row, raw ids in log order; pCTCVR = pCTR * pCVR.
     let log = data.join("log.csv");
     let schema = Schema::load(data.join("schema.toml")).unwrap();
     let raw = read_log(&log, &schema, &ReadOptions::default()).unwrap();
-    let raw_users = run::categorical(&raw, "user_id").unwrap().to_vec();
+    let raw_users = columns::categorical(&raw, "user_id").unwrap().to_vec();
     let scored_csv = tmp.path().join("teacher_scores.csv");
     let t = commands::score(&dir, &log, &scored_csv, ModelName::Teacher).unwrap();
     assert_eq!(t.user_ids, raw_users);
@@ -132,13 +111,13 @@ fn train_score_export_retrieve_round_trip() {
 
     // Reloaded checkpoints score like the model in memory: the test metrics written during
     // training were computed by the in-memory models, and the reloaded ones reproduce them.
-    let (schema_run, vocabs) = run::load_run_basics(&dir).unwrap();
+    let (schema_run, vocabs) = checkpoints::load_run_basics(&dir).unwrap();
     let cfg = RunConfig::load(&cfg_path).unwrap();
     let scratch = tmp.path().join("scratch");
     std::fs::create_dir_all(&scratch).unwrap();
-    let prep = run::prepare(&cfg, &scratch, &quiet).unwrap();
+    let prep = prepare::prepare(&cfg, &scratch, &quiet).unwrap();
     assert_eq!(prep.schema, schema_run);
-    let (_, _, dmtl) = run::load_student(&dir, ModelName::Dmtl).unwrap();
+    let (_, _, dmtl) = checkpoints::load_student(&dir, ModelName::Dmtl).unwrap();
     let test_scores = dmtl.score_dataset(&prep.test).unwrap();
     let want = metrics.models[1].offline.as_ref().unwrap();
     let got = dmtl_metrics::auc(&test_scores, &prep.test.long_read);
@@ -172,7 +151,7 @@ fn train_score_export_retrieve_round_trip() {
     // retrieve: the run's own user table scores exactly like the exported vectors; an unseen
     // user is served (OOV id embedding) and counted.
     let r =
-        commands::retrieve_users(&dir, &dir.join(run::USERS_FILE), 10, ModelName::Dmtl).unwrap();
+        commands::retrieve_users(&dir, &dir.join(layout::USERS_FILE), 10, ModelName::Dmtl).unwrap();
     assert_eq!(r.user_ids, uids);
     let item_row: std::collections::HashMap<&str, usize> = iids
         .iter()

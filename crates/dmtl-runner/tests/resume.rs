@@ -3,11 +3,15 @@
 //! the same metrics (wall-clock fields aside) as the same run never stopped; a folder that is
 //! not a run, or a state that does not match the run's configuration, is refused by name.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dmtl_data::sim::SimConfig;
 use dmtl_runner::commands;
+
+use common::Cfg;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dmtl");
 
@@ -32,41 +36,14 @@ fn stderr(o: &Output) -> String {
 /// A run over the log in `data`: two epochs of the teacher and the DMTL student, states written
 /// every 4 batches, with `extra` lines appended to the teacher's and the student's `[*.train]`.
 fn run_toml(data: &Path, teacher_extra: &str, student_extra: &str) -> String {
-    format!(
-        r#"
-[data]
-schema = "{d}/schema.toml"
-log = "{d}/log.csv"
-items = "{d}/items.csv"
-
-[stages]
-models = ["dmtl"]
-
-[teacher]
-n_experts = 2
-expert_hidden = [16]
-tower_hidden = [8]
-[teacher.train]
-epochs = 2
-batch_size = 512
-checkpoint_every = 4
-{teacher_extra}
-
-[student]
-user_layers = [16, 8]
-item_layers = [16, 8]
-[student.train]
-epochs = 2
-batch_size = 512
-checkpoint_every = 4
-{student_extra}
-
-[eval]
-k = 10
-retrieval_users = 40
-"#,
-        d = data.display()
-    )
+    let train =
+        |extra: &str| format!("epochs = 2\nbatch_size = 512\ncheckpoint_every = 4\n{extra}\n");
+    Cfg {
+        teacher_train: train(teacher_extra),
+        student_train: train(student_extra),
+        ..Cfg::tiny(data)
+    }
+    .text()
 }
 
 /// `metrics.json` without the fields that measure wall-clock time.

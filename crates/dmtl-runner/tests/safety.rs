@@ -28,13 +28,9 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 /// `[data]` and `teacher_extra` in `[teacher.train]`.
 fn run_toml(dir: &Path, data_extra: &str, teacher_extra: &str) -> String {
     Cfg {
-        schema: dir.join("schema.toml"),
-        log: dir.join("log.csv"),
-        items: dir.join("items.csv"),
         data_extra: data_extra.into(),
         teacher_train: format!("epochs = 1\nbatch_size = 512\n{teacher_extra}\n"),
-        student_train: "epochs = 1\nbatch_size = 512\n".into(),
-        eval: "k = 10\nretrieval_users = 40\n".into(),
+        ..Cfg::tiny(dir)
     }
     .text()
 }
@@ -727,21 +723,22 @@ fn unclear_inputs_get_errors_a_user_can_act_on() {
         problems.extend(refused_train(t, &d, name, &toml, phrases))
     };
     // A folder where a file is expected.
+    // A folder is a log of part files; one without a data file (a Spark `_SUCCESS` marker
+    // only) is refused, and a schema must be a file.
     let folder = t.join("parts");
     std::fs::create_dir(&folder).unwrap();
-    std::fs::copy(d.join("log.csv"), folder.join("part-0.csv")).unwrap();
+    std::fs::write(folder.join("_SUCCESS"), "").unwrap();
     let base = run_toml(&d, "", "");
-    for key in ["log", "schema"] {
+    for (key, why) in [
+        ("log", "no data file"),
+        ("schema", "is a folder, not a file"),
+    ] {
         let file = format!("{key} = \"{}/", s(&d));
         let line = base.lines().find(|l| l.starts_with(&file)).unwrap();
         train_case(
             &format!("a folder as data.{key}"),
             base.replace(line, &format!("{key} = \"{}\"", s(&folder))),
-            &[
-                &format!("`data.{key}`"),
-                &s(&folder),
-                "is a folder, not a file",
-            ],
+            &[&format!("`data.{key}`"), &s(&folder), why],
             &mut problems,
         );
     }
@@ -809,7 +806,7 @@ fn unclear_inputs_get_errors_a_user_can_act_on() {
             "--out",
             &s(&t.join("scores.csv")),
         ]),
-        &[&s(&folder), "is a folder, not a file"],
+        &[&s(&folder), "no data file"],
         &[&d, &folder, &stopped],
         &[&t.join("scores.csv")],
     ));

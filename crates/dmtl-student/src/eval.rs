@@ -11,7 +11,12 @@
 //! student's inner product, scored with the truth: mean expected reading seconds per
 //! impression, mean long-read probability, mean click probability, click-bait share, and
 //! recall@K of the user's held-out (test) long reads. The same numbers for the oracle (the
-//! top-K by true expected reading seconds) and for K items drawn at random bracket the model.
+//! top-K by true expected reading seconds, [`oracle_lists`]) and for K items drawn at random
+//! bracket the model.
+//!
+//! **The truth of retrieved lists** ([`list_truth`]) is defined once, here, and pooled: every
+//! mean is taken over all retrieved (user, item) pairs together, not per user first. The
+//! `dmtl` runner's table and [`RetrievalEvaluator`] both take it.
 
 use std::collections::HashMap;
 
@@ -26,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StudentError};
 use crate::objective::{ObjectiveExt, OutputKind};
-use crate::retrieval::{top_k, PAD_INDEX};
+use crate::retrieval::top_k;
 use crate::two_tower::Student;
 
 /// Offline metrics of a model's scores on a labelled test log.
@@ -125,8 +130,8 @@ impl Default for RetrievalConfig {
     }
 }
 
-/// The truth about a set of top-K lists, averaged over users (each user's list first averaged
-/// over its items).
+/// The truth about a set of top-K lists ([`list_truth`]: pooled over every retrieved (user,
+/// item) pair) and their recall@K.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopKQuality {
     /// Mean true expected reading seconds per impression, `p_click * E[d | click]`.
@@ -250,24 +255,7 @@ impl<'a> RetrievalEvaluator<'a> {
         let user_data = Dataset::encode(schema, &sim.user_table(&users), vocabs)?;
         let item_data = Dataset::encode(schema, &sim.item_table(), vocabs)?;
         let k = cfg.k.min(sim.n_items());
-        let oracle_lists: Vec<Vec<u32>> = users
-            .iter()
-            .map(|&u| {
-                let truth = sim.user_truth(u).expected_read_seconds;
-                let mut idx: Vec<u32> = (0..truth.len() as u32).collect();
-                let by_truth = |a: &u32, b: &u32| {
-                    truth[*b as usize]
-                        .total_cmp(&truth[*a as usize])
-                        .then(a.cmp(b))
-                };
-                if k < idx.len() {
-                    idx.select_nth_unstable_by(k, by_truth);
-                    idx.truncate(k);
-                }
-                idx.sort_unstable_by(by_truth);
-                idx
-            })
-            .collect();
+        let oracle_lists = oracle_lists(sim, &users, k);
         let random_lists: Vec<Vec<u32>> = (0..users.len())
             .map(|j| {
                 let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -313,40 +301,20 @@ impl<'a> RetrievalEvaluator<'a> {
         &self.held_out
     }
 
-    /// The truth about per-user lists of item indices (padding [`PAD_INDEX`] entries are
-    /// skipped).
+    /// The truth about per-user lists of item indices ([`list_truth`], pooled over every
+    /// retrieved pair; padding entries such as [`PAD_INDEX`](crate::retrieval::PAD_INDEX) are skipped), and the recall@K of
+    /// the held-out long reads.
     ///
     /// # Panics
-    /// When there is not one list per sampled user or an index is outside the corpus.
+    /// When there is not one list per sampled user.
     pub fn quality(&self, lists: &[Vec<u32>]) -> TopKQuality {
         assert_eq!(lists.len(), self.users.len(), "one list per sampled user");
-        let per_user: Vec<[f64; 4]> = lists
-            .par_iter()
-            .zip(&self.users)
-            .map(|(list, &u)| {
-                let items: Vec<usize> = list
-                    .iter()
-                    .filter(|&&i| i != PAD_INDEX)
-                    .map(|&i| i as usize)
-                    .collect();
-                let n = items.len().max(1) as f64;
-                let mut acc = [0.0f64; 4];
-                for &i in &items {
-                    acc[0] += self.sim.expected_read_seconds(u, i);
-                    acc[1] += self.sim.p_long_read(u, i);
-                    acc[2] += self.sim.p_click(u, i);
-                    acc[3] += f64::from(u8::from(self.sim.is_clickbait(i)));
-                }
-                acc.map(|a| a / n)
-            })
-            .collect();
-        let users = per_user.len().max(1) as f64;
-        let mean = |k: usize| per_user.iter().map(|a| a[k]).sum::<f64>() / users;
+        let truth = list_truth(self.sim, &self.users, lists);
         TopKQuality {
-            mean_expected_read_seconds: mean(0),
-            mean_p_long_read: mean(1),
-            mean_p_click: mean(2),
-            clickbait_share: mean(3),
+            mean_expected_read_seconds: truth.mean_expected_read_seconds.unwrap_or(0.0),
+            mean_p_long_read: truth.mean_p_long_read.unwrap_or(0.0),
+            mean_p_click: truth.mean_p_click.unwrap_or(0.0),
+            clickbait_share: truth.clickbait_share.unwrap_or(0.0),
             recall_at_k: dmtl_metrics::mean_recall_at_k(lists, &self.held_out).map(|r| r.mean),
         }
     }
@@ -415,5 +383,143 @@ fn placeholder() -> TopKQuality {
         mean_p_click: 0.0,
         clickbait_share: 0.0,
         recall_at_k: None,
+    }
+}
+
+/// The simulator's truth about retrieved lists, pooled over every retrieved (user, item) pair:
+/// each mean is the sum over all pairs divided by the number of pairs, so a user whose list is
+/// shorter (padded) weighs less, and with lists of K items each it is the mean over users of
+/// each user's own mean. The one definition of the retrieval truth ([`list_truth`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListTruth {
+    /// Retrieved (user, item) pairs of corpus items (padding skipped).
+    pub pairs: usize,
+    /// Mean true expected reading seconds per impression, `p_click * E[d | click]`; `None`
+    /// without pairs (likewise below).
+    pub mean_expected_read_seconds: Option<f64>,
+    /// Mean true long-read probability per impression (the true pCTCVR).
+    pub mean_p_long_read: Option<f64>,
+    /// Mean true click probability.
+    pub mean_p_click: Option<f64>,
+    /// Share of the retrieved pairs whose item is click-bait.
+    pub clickbait_share: Option<f64>,
+    /// Every pair's true expected reading seconds, user by user in list order (histograms).
+    pub read_seconds: Vec<f64>,
+}
+
+/// The truth about `lists[j]`, the corpus rows retrieved for the simulator's user `users[j]`
+/// (corpus row `i` is the simulator's item `i`; entries `>= n_items`, such as [`PAD_INDEX`](crate::retrieval::PAD_INDEX),
+/// are padding and skipped), pooled over every retrieved pair ([`ListTruth`]). Users are
+/// scored in parallel; the sums are taken in user order, so the result does not depend on the
+/// thread count.
+///
+/// # Panics
+/// When there is not one list per user, or a user index is outside the simulator.
+pub fn list_truth(sim: &Simulator, users: &[usize], lists: &[Vec<u32>]) -> ListTruth {
+    assert_eq!(lists.len(), users.len(), "one list per user");
+    let n_items = sim.n_items() as u32;
+    // Per user: sums of read seconds, of p long read and of p click, the click-bait count and
+    // each pair's read seconds.
+    let per_user: Vec<(f64, f64, f64, usize, Vec<f64>)> = users
+        .par_iter()
+        .zip(lists)
+        .map(|(&u, list)| {
+            let mut out = (0.0, 0.0, 0.0, 0, Vec::with_capacity(list.len()));
+            for &i in list.iter().filter(|&&i| i < n_items) {
+                let i = i as usize;
+                let secs = sim.expected_read_seconds(u, i);
+                out.0 += secs;
+                out.1 += sim.p_long_read(u, i);
+                out.2 += sim.p_click(u, i);
+                out.3 += usize::from(sim.is_clickbait(i));
+                out.4.push(secs);
+            }
+            out
+        })
+        .collect();
+    let read_seconds: Vec<f64> = per_user.iter().flat_map(|p| p.4.iter().copied()).collect();
+    let pairs = read_seconds.len();
+    let mean = |sum: f64| (pairs > 0).then(|| sum / pairs as f64);
+    ListTruth {
+        pairs,
+        mean_expected_read_seconds: mean(per_user.iter().map(|x| x.0).sum::<f64>()),
+        mean_p_long_read: mean(per_user.iter().map(|x| x.1).sum::<f64>()),
+        mean_p_click: mean(per_user.iter().map(|x| x.2).sum::<f64>()),
+        clickbait_share: mean(per_user.iter().map(|x| x.3).sum::<usize>() as f64),
+        read_seconds,
+    }
+}
+
+/// The oracle's top-`k` for each of the simulator's `users`: the items of the whole corpus with
+/// the highest true expected reading seconds per impression, best first ([`top_indices`]).
+pub fn oracle_lists(sim: &Simulator, users: &[usize], k: usize) -> Vec<Vec<u32>> {
+    users
+        .iter()
+        .map(|&u| top_indices(&sim.user_truth(u).expected_read_seconds, k))
+        .collect()
+}
+
+/// Indices of the `k` largest values (all of them when fewer), largest first; ties: lower
+/// index first.
+pub fn top_indices(values: &[f64], k: usize) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..values.len() as u32).collect();
+    let k = k.min(idx.len());
+    let cmp = |a: &u32, b: &u32| {
+        values[*b as usize]
+            .total_cmp(&values[*a as usize])
+            .then(a.cmp(b))
+    };
+    if k < idx.len() && k > 0 {
+        idx.select_nth_unstable_by(k - 1, cmp);
+    }
+    idx.truncate(k);
+    idx.sort_by(cmp);
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retrieval::PAD_INDEX;
+    use dmtl_data::sim::SimConfig;
+
+    #[test]
+    fn top_indices_matches_a_full_sort() {
+        let v = [0.3, 0.9, 0.1, 0.9, 0.5, -1.0];
+        assert_eq!(top_indices(&v, 3), vec![1, 3, 4]);
+        assert_eq!(top_indices(&v, 10), vec![1, 3, 4, 0, 2, 5]);
+        assert!(top_indices(&v, 0).is_empty());
+    }
+
+    #[test]
+    fn list_truth_is_pooled_over_pairs_and_skips_padding() {
+        let sim = Simulator::try_new(SimConfig {
+            n_users: 200,
+            n_items: 300,
+            n_impressions: 4_000,
+            n_days: 6,
+            n_author: 40,
+            ..SimConfig::tiny()
+        })
+        .unwrap();
+        // A full list and a short (padded) one: the pooled mean weighs the full list's three
+        // pairs three times as much as the short list's one pair, which a mean of per-user
+        // means would not.
+        let lists = vec![vec![0, 5, 9], vec![7, PAD_INDEX, 300]];
+        let t = list_truth(&sim, &[1, 2], &lists);
+        assert_eq!(t.pairs, 4);
+        let pairs = [(1, 0), (1, 5), (1, 9), (2, 7)];
+        let want: f64 = pairs
+            .iter()
+            .map(|&(u, i)| sim.expected_read_seconds(u, i))
+            .sum::<f64>()
+            / 4.0;
+        assert!((t.mean_expected_read_seconds.unwrap() - want).abs() < 1e-12);
+        let want_bait = pairs.iter().filter(|p| sim.is_clickbait(p.1)).count() as f64 / 4.0;
+        assert_eq!(t.clickbait_share, Some(want_bait));
+        assert_eq!(t.read_seconds.len(), 4);
+        assert_eq!(t.read_seconds[3], sim.expected_read_seconds(2, 7));
+        let none = list_truth(&sim, &[1], &[vec![PAD_INDEX]]);
+        assert_eq!((none.pairs, none.mean_p_click), (0, None));
     }
 }

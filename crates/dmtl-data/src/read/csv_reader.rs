@@ -150,6 +150,11 @@ impl CsvChunks {
         Ok(c)
     }
 
+    /// Numbers the rows as if `n` more lines came before them (a shard starting inside a file).
+    pub(crate) fn skip_lines(&mut self, n: u64) {
+        self.line += n;
+    }
+
     fn core_reader(&self) -> csv_core::Reader {
         csv_core::ReaderBuilder::new()
             .delimiter(self.opts.csv_delimiter)

@@ -7,10 +7,13 @@
 
 mod csv_reader;
 mod parquet_reader;
+mod parts;
 mod values;
 
-use std::io::Read;
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub use parts::{log_parts, Shard};
 
 use crate::error::{DataError, Result};
 use crate::raw::{RawColumn, RawLog, StrColumn};
@@ -59,6 +62,8 @@ pub struct ReadOptions {
     pub csv_delimiter: u8,
     /// How many skip reasons a [`ReadReport`] keeps.
     pub max_reported_errors: usize,
+    /// This reader's share of the log (default: the whole log); see [`Shard`].
+    pub shard: Shard,
 }
 
 impl Default for ReadOptions {
@@ -71,6 +76,7 @@ impl Default for ReadOptions {
             sides: None,
             csv_delimiter: b',',
             max_reported_errors: 10,
+            shard: Shard::whole(),
         }
     }
 }
@@ -95,6 +101,12 @@ impl ReadOptions {
     /// The same options with `skip_bad_rows` set.
     pub fn with_skip_bad_rows(mut self, skip: bool) -> Self {
         self.skip_bad_rows = skip;
+        self
+    }
+
+    /// The same options reading only `shard`'s share of the log.
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
         self
     }
 
@@ -287,26 +299,110 @@ enum Inner {
 /// A streaming reader: an iterator of chunks of at most `chunk_rows` rows each, so a file larger
 /// than memory can be passed over. Chunks concatenated equal [`read_log`] of the same file.
 ///
-/// After an error the iterator ends. A file with no (valid) rows yields one `Empty` error.
+/// The log may be one file, a folder of part files or a glob ([`log_parts`]): parts are read one
+/// after the other as one log. With [`ReadOptions::shard`] it reads only that share of the log.
+///
+/// After an error the iterator ends. A log with no (valid) rows yields one `Empty` error; a shard
+/// may be empty (another reader holds the rows).
 pub struct LogReader {
-    inner: Inner,
+    inner: Option<Inner>,
+    /// Parts not yet opened, in reverse order (the next one last).
+    pending: Vec<PathBuf>,
+    /// The log as named by the caller (a folder or glob when there are several parts).
+    source: String,
+    several: bool,
+    schema: Schema,
+    opts: ReadOptions,
+    /// Parquet row groups of the parts opened so far, for dealing them over shards.
+    row_groups_before: usize,
+    /// Which of click, duration and time the log's chunks carry (set by the first chunk).
+    columns: Option<[bool; 3]>,
     report: ReadReport,
     finished: bool,
 }
 
 impl LogReader {
-    /// Opens `path` (format from the options, else from the extension) and reads its header.
+    /// Opens the log at `path` (a file, a folder of parts or a glob: see [`log_parts`]; the
+    /// format from the options, else from the extensions) and reads the first part's header.
     pub fn open(path: impl AsRef<Path>, schema: &Schema, opts: &ReadOptions) -> Result<LogReader> {
         let path = path.as_ref();
-        let name = path.display().to_string();
-        if path.is_dir() {
+        let mut parts = log_parts(path, opts)?;
+        parts.reverse();
+        let mut reader = LogReader {
+            inner: None,
+            several: parts.len() > 1 || parts.first().is_some_and(|p| p != path),
+            pending: parts,
+            source: path.display().to_string(),
+            schema: schema.clone(),
+            opts: opts.clone(),
+            row_groups_before: 0,
+            columns: None,
+            report: ReadReport::default(),
+            finished: false,
+        };
+        reader.open_next()?;
+        Ok(reader)
+    }
+
+    /// A CSV reader over any byte stream (stdin, a decompressor, memory); `source` names it in
+    /// errors. A stream is read whole: `opts.shard` must be the whole log.
+    pub fn from_csv_reader(
+        reader: Box<dyn Read + Send>,
+        source: &str,
+        schema: &Schema,
+        opts: &ReadOptions,
+    ) -> Result<LogReader> {
+        if !opts.shard.is_whole() {
             return Err(DataError::invalid(
-                &name,
-                "is a folder, not a file; reading a folder (of Parquet parts, say) is not \
-                 supported yet: give one CSV or Parquet file",
+                source,
+                "a stream cannot be read in shards: give a file or a folder of parts",
             ));
         }
-        let format = match opts.format.or_else(|| Format::from_path(path)) {
+        Ok(LogReader {
+            inner: Some(Inner::Csv(Box::new(csv_reader::CsvChunks::new(
+                reader,
+                source.to_string(),
+                schema,
+                opts,
+            )?))),
+            pending: Vec::new(),
+            source: source.to_string(),
+            several: false,
+            schema: schema.clone(),
+            opts: opts.clone(),
+            row_groups_before: 0,
+            columns: None,
+            report: ReadReport::default(),
+            finished: false,
+        })
+    }
+
+    /// Rows kept and skipped so far.
+    pub fn report(&self) -> &ReadReport {
+        &self.report
+    }
+
+    /// Consumes the reader, returning its report.
+    pub fn into_report(self) -> ReadReport {
+        self.report
+    }
+
+    /// Opens parts until one is open or none is left (a 0-byte part of several is skipped).
+    fn open_next(&mut self) -> Result<()> {
+        self.inner = None;
+        while let Some(path) = self.pending.pop() {
+            if self.several && std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+                continue;
+            }
+            self.inner = Some(self.open_part(&path)?);
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    fn open_part(&mut self, path: &Path) -> Result<Inner> {
+        let name = path.display().to_string();
+        let format = match self.opts.format.or_else(|| Format::from_path(path)) {
             Some(f) => f,
             None => {
                 return Err(DataError::invalid(
@@ -323,60 +419,129 @@ impl LogReader {
                 "is a Parquet file (it starts with `PAR1`), not CSV: name it .parquet",
             ));
         }
-        let inner = match format {
-            Format::Csv => Inner::Csv(Box::new(csv_reader::CsvChunks::new(
+        let (schema, opts, shard) = (&self.schema, &self.opts, self.opts.shard);
+        Ok(match format {
+            Format::Csv if shard.is_whole() => Inner::Csv(Box::new(csv_reader::CsvChunks::new(
                 Box::new(file),
                 name,
                 schema,
                 opts,
             )?)),
-            Format::Parquet => Inner::Parquet(Box::new(parquet_reader::ParquetChunks::new(
-                file, name, schema, opts,
-            )?)),
-        };
-        Ok(LogReader {
-            inner,
-            report: ReadReport::default(),
-            finished: false,
+            Format::Csv => Inner::Csv(Box::new(csv_shard(file, path, name, schema, opts)?)),
+            Format::Parquet => {
+                let (chunks, groups) = parquet_reader::ParquetChunks::new(
+                    file,
+                    name,
+                    schema,
+                    opts,
+                    self.row_groups_before,
+                )?;
+                self.row_groups_before += groups;
+                Inner::Parquet(Box::new(chunks))
+            }
         })
-    }
-
-    /// A CSV reader over any byte stream (stdin, a decompressor, memory); `source` names it in
-    /// errors.
-    pub fn from_csv_reader(
-        reader: Box<dyn Read + Send>,
-        source: &str,
-        schema: &Schema,
-        opts: &ReadOptions,
-    ) -> Result<LogReader> {
-        Ok(LogReader {
-            inner: Inner::Csv(Box::new(csv_reader::CsvChunks::new(
-                reader,
-                source.to_string(),
-                schema,
-                opts,
-            )?)),
-            report: ReadReport::default(),
-            finished: false,
-        })
-    }
-
-    /// Rows kept and skipped so far.
-    pub fn report(&self) -> &ReadReport {
-        &self.report
-    }
-
-    /// Consumes the reader, returning its report.
-    pub fn into_report(self) -> ReadReport {
-        self.report
     }
 
     fn file(&self) -> &str {
         match &self.inner {
-            Inner::Csv(c) => &c.file,
-            Inner::Parquet(p) => &p.file,
+            Some(Inner::Csv(c)) => &c.file,
+            Some(Inner::Parquet(p)) => &p.file,
+            None => &self.source,
         }
     }
+
+    /// Checks that a chunk carries the same label and time columns as the log's first chunk (a
+    /// part without labels among parts with them would misalign the rows).
+    fn check_columns(&mut self, log: &RawLog) -> Result<()> {
+        let has = [
+            log.click.is_some(),
+            log.duration.is_some(),
+            log.time.is_some(),
+        ];
+        match self.columns {
+            None => self.columns = Some(has),
+            Some(first) if first != has => {
+                let names = |h: [bool; 3]| {
+                    let all = [
+                        self.schema.labels.click.as_str(),
+                        self.schema.labels.duration.as_str(),
+                        self.schema.time_column().unwrap_or("time"),
+                    ];
+                    let v: Vec<&str> = (0..3).filter(|&i| h[i]).map(|i| all[i]).collect();
+                    if v.is_empty() {
+                        "none".to_string()
+                    } else {
+                        v.join(", ")
+                    }
+                };
+                return Err(DataError::invalid(
+                    &log.source,
+                    format!(
+                        "has the label and time columns [{}] but the parts before it have [{}]: \
+                         every part of a log needs the same ones",
+                        names(has),
+                        names(first)
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Opens the share of a CSV part that `opts.shard` reads: the header, then the part's byte range
+/// of data cut at line starts ([`parts`]), its lines numbered as in the whole file.
+fn csv_shard(
+    mut file: std::fs::File,
+    path: &Path,
+    name: String,
+    schema: &Schema,
+    opts: &ReadOptions,
+) -> Result<csv_reader::CsvChunks> {
+    let io = |e| DataError::io(path, e);
+    let len = file.metadata().map_err(io)?.len();
+    // The first line break at or after `from`, reading in blocks.
+    let mut find_newline = |from: u64| -> Result<Option<u64>> {
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        f.seek(SeekFrom::Start(from)).map_err(io)?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut at = from;
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if let Some(i) = memchr::memchr(b'\n', &buf[..n]) {
+                return Ok(Some(at + i as u64));
+            }
+            at += n as u64;
+        }
+    };
+    let data_start = find_newline(0)?.map_or(len, |nl| nl + 1);
+    let (start, end) = parts::csv_range(data_start, len, opts.shard, &mut find_newline)?;
+    // Line breaks between the header and the range, so errors name the file's own lines.
+    let mut before = 0u64;
+    {
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        f.seek(SeekFrom::Start(data_start)).map_err(io)?;
+        let mut rest = f.take(start - data_start);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = rest.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            before += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        }
+    }
+    let mut header = vec![0u8; data_start as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    file.seek(SeekFrom::Start(start)).map_err(io)?;
+    let input = std::io::Cursor::new(header).chain(file.take(end - start));
+    let mut chunks = csv_reader::CsvChunks::new(Box::new(input), name, schema, opts)?;
+    chunks.skip_lines(before);
+    Ok(chunks)
 }
 
 impl LogReader {
@@ -388,8 +553,11 @@ impl LogReader {
         }
         loop {
             let parts = match &mut self.inner {
-                Inner::Csv(c) => c.next_parts(&mut self.report),
-                Inner::Parquet(p) => p.next_chunk(&mut self.report).map(|c| c.map(|c| vec![c])),
+                Some(Inner::Csv(c)) => c.next_parts(&mut self.report),
+                Some(Inner::Parquet(p)) => {
+                    p.next_chunk(&mut self.report).map(|c| c.map(|c| vec![c]))
+                }
+                None => Ok(None),
             };
             match parts {
                 Err(e) => {
@@ -399,25 +567,43 @@ impl LogReader {
                 Ok(Some(mut parts)) => {
                     parts.retain(|p| p.n_rows > 0);
                     if !parts.is_empty() {
+                        if self.several {
+                            for p in &parts {
+                                if let Err(e) = self.check_columns(p) {
+                                    self.finished = true;
+                                    return Some(Err(e));
+                                }
+                            }
+                        }
                         return Some(Ok(parts));
                     }
                     // Every row of this chunk was skipped: go on to the next one.
                 }
+                Ok(None) if !self.pending.is_empty() => {
+                    if let Err(e) = self.open_next() {
+                        self.finished = true;
+                        return Some(Err(e));
+                    }
+                }
                 Ok(None) => {
                     self.finished = true;
-                    if self.report.rows_read == 0 {
+                    if self.report.rows_read == 0 && self.opts.shard.is_whole() {
                         let message = if self.report.rows_skipped > 0 {
                             format!(
                                 "no valid rows: all {} rows were skipped; first: {}",
                                 self.report.rows_skipped, self.report.first_errors[0]
                             )
+                        } else if self.several {
+                            "no data rows in any part".to_string()
                         } else {
                             "no data rows (expected at least one row after the header)".to_string()
                         };
-                        return Some(Err(DataError::Empty {
-                            file: self.file().to_string(),
-                            message,
-                        }));
+                        let file = if self.several {
+                            self.source.clone()
+                        } else {
+                            self.file().to_string()
+                        };
+                        return Some(Err(DataError::Empty { file, message }));
                     }
                     return None;
                 }

@@ -14,7 +14,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::ProjectionMask;
 use rayon::prelude::*;
 
@@ -26,12 +28,18 @@ use crate::schema::{Kind, Schema};
 
 pub(crate) struct ParquetChunks {
     pub(crate) file: String,
-    reader: ParquetRecordBatchReader,
+    /// The open reader; `None` between the row groups of a shard.
+    reader: Option<ParquetRecordBatchReader>,
     schema: Schema,
     opts: ReadOptions,
     /// The plan in terms of the projected batch's columns.
     plan: Plan,
     rows_before: u64,
+    /// A shard's row groups still to read, in reverse order, with the file row each starts at;
+    /// each is read by a reader of its own so rows keep their numbers in the file.
+    groups: Vec<(usize, u64)>,
+    /// What a shard needs to open a reader per row group.
+    source: Option<(File, ArrowReaderMetadata, ProjectionMask)>,
 }
 
 fn pq_err(file: &str, e: impl std::fmt::Display) -> DataError {
@@ -42,21 +50,26 @@ fn pq_err(file: &str, e: impl std::fmt::Display) -> DataError {
 }
 
 impl ParquetChunks {
+    /// Opens a Parquet file; with a shard in `opts`, only the row groups the shard owns, counting
+    /// this file's groups from `groups_before` (the groups of the log's earlier parts). Returns
+    /// the reader and the file's number of row groups.
     pub(crate) fn new(
         input: File,
         file: String,
         schema: &Schema,
         opts: &ReadOptions,
-    ) -> Result<ParquetChunks> {
+        groups_before: usize,
+    ) -> Result<(ParquetChunks, usize)> {
         if input.metadata().map(|m| m.len() == 0).unwrap_or(false) {
             return Err(DataError::Empty {
                 file,
                 message: "the file is empty (0 bytes; expected a Parquet file)".to_string(),
             });
         }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(input)
+        let meta = ArrowReaderMetadata::load(&input, Default::default())
             .map_err(|e| pq_err(&file, format!("not a readable Parquet file: {e}")))?;
-        let names: Vec<String> = builder
+        let n_groups = meta.metadata().num_row_groups();
+        let names: Vec<String> = meta
             .schema()
             .fields()
             .iter()
@@ -80,27 +93,71 @@ impl ParquetChunks {
             duration: full.duration.map(pos),
             time: full.time.map(pos),
         };
-        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(opts.chunk_rows.max(1))
-            .build()
-            .map_err(|e| pq_err(&file, e))?;
-        Ok(ParquetChunks {
+        let mask = ProjectionMask::roots(meta.parquet_schema(), wanted.iter().copied());
+        let mut chunks = ParquetChunks {
             file,
-            reader,
+            reader: None,
             schema: schema.clone(),
             opts: opts.clone(),
             plan,
             rows_before: 0,
-        })
+            groups: Vec::new(),
+            source: None,
+        };
+        if opts.shard.is_whole() {
+            chunks.reader = Some(
+                ParquetRecordBatchReaderBuilder::new_with_metadata(input, meta)
+                    .with_projection(mask)
+                    .with_batch_size(opts.chunk_rows.max(1))
+                    .build()
+                    .map_err(|e| pq_err(&chunks.file, e))?,
+            );
+        } else {
+            let mut first_row = 0u64;
+            for (g, rg) in meta.metadata().row_groups().iter().enumerate() {
+                if opts.shard.owns(groups_before + g) {
+                    chunks.groups.push((g, first_row));
+                }
+                first_row += rg.num_rows().max(0) as u64;
+            }
+            chunks.groups.reverse();
+            chunks.source = Some((input, meta, mask));
+        }
+        Ok((chunks, n_groups))
+    }
+
+    /// Opens the reader of the shard's next row group; false when none is left.
+    fn open_group(&mut self) -> Result<bool> {
+        let (Some((g, first_row)), Some((input, meta, mask))) = (self.groups.pop(), &self.source)
+        else {
+            return Ok(false);
+        };
+        let input = input
+            .try_clone()
+            .map_err(|e| DataError::io(&self.file, e))?;
+        self.reader = Some(
+            ParquetRecordBatchReaderBuilder::new_with_metadata(input, meta.clone())
+                .with_projection(mask.clone())
+                .with_row_groups(vec![g])
+                .with_batch_size(self.opts.chunk_rows.max(1))
+                .build()
+                .map_err(|e| pq_err(&self.file, e))?,
+        );
+        self.rows_before = first_row;
+        Ok(true)
     }
 
     /// The next chunk, `None` at the end of the file.
     pub(crate) fn next_chunk(&mut self, report: &mut ReadReport) -> Result<Option<RawLog>> {
-        let batch = match self.reader.next() {
-            None => return Ok(None),
-            Some(b) => b.map_err(|e| pq_err(&self.file, e))?,
+        let batch = loop {
+            match self.reader.as_mut().and_then(|r| r.next()) {
+                Some(b) => break b.map_err(|e| pq_err(&self.file, e))?,
+                None => {
+                    if !self.open_group()? {
+                        return Ok(None);
+                    }
+                }
+            }
         };
         let base = self.rows_before;
         self.rows_before += batch.num_rows() as u64;

@@ -129,9 +129,12 @@ pub fn small_sim() -> SimConfig {
     }
 }
 
-/// The sections of a run config, each replaceable by a case.
+/// The sections of a run config over a small teacher and small towers, each replaceable by a
+/// case; [`Cfg::tiny`] is one epoch of each model.
 #[derive(Clone)]
 pub struct Cfg {
+    /// `stages.models`, a TOML array.
+    pub models: String,
     /// `data.schema`.
     pub schema: PathBuf,
     /// `data.log`.
@@ -149,6 +152,22 @@ pub struct Cfg {
 }
 
 impl Cfg {
+    /// The files `schema.toml`, `log.csv` and `items.csv` in `data` (as given: empty,
+    /// relative or absolute), the DMTL student only, one epoch of 512-row batches for each
+    /// model, K = 10 over 40 users.
+    pub fn tiny(data: &Path) -> Cfg {
+        Cfg {
+            models: r#"["dmtl"]"#.into(),
+            schema: data.join("schema.toml"),
+            log: data.join("log.csv"),
+            items: data.join("items.csv"),
+            data_extra: String::new(),
+            teacher_train: "epochs = 1\nbatch_size = 512\n".into(),
+            student_train: "epochs = 1\nbatch_size = 512\n".into(),
+            eval: "k = 10\nretrieval_users = 40\n".into(),
+        }
+    }
+
     /// The config as TOML.
     pub fn text(&self) -> String {
         format!(
@@ -158,7 +177,7 @@ log = "{}"
 items = "{}"
 {}
 [stages]
-models = ["dmtl"]
+models = {}
 
 [teacher]
 n_experts = 2
@@ -179,6 +198,7 @@ item_layers = [16, 8]
             s(&self.log),
             s(&self.items),
             self.data_extra,
+            self.models,
             self.teacher_train,
             self.student_train,
             self.eval
