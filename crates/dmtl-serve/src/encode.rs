@@ -40,22 +40,19 @@ pub fn user_rows(
         }
         let mut col = RawColumn::empty(spec.kind);
         for (input, prefix) in inputs.iter().zip(prefixes) {
-            let is_id = spec.name == schema.ids.user;
-            let (value, path) = if is_id {
+            if spec.name == schema.ids.user {
                 let id = input.user_id.ok_or_else(|| missing(prefix, "user_id"))?;
                 push_str(&mut col, id);
                 continue;
-            } else {
-                let (map, side) = match spec.side {
-                    Side::Context => (input.context, "context"),
-                    _ => (input.features, "features"),
-                };
-                let path = field_path(&field_path(prefix, side), &spec.name);
-                let value = map
-                    .and_then(|m| m.get(&spec.name))
-                    .ok_or_else(|| missing(&field_path(prefix, side), &spec.name))?;
-                (value, path)
+            }
+            let (map, side) = match spec.side {
+                Side::Context => (input.context, "context"),
+                _ => (input.features, "features"),
             };
+            let value = map
+                .and_then(|m| m.get(&spec.name))
+                .ok_or_else(|| missing(&field_path(prefix, side), &spec.name))?;
+            let path = field_path(&field_path(prefix, side), &spec.name);
             push_value(&mut col, spec.kind, spec.separator(), value, path)?;
         }
         columns.push((spec.name.clone(), col));
@@ -80,7 +77,7 @@ pub fn known_user(model: &ServedModel, user_id: &str) -> bool {
 
 /// Refuses keys of `features` / `context` that are not user-side / context-side columns.
 fn check_keys(schema: &Schema, input: &UserInput<'_>, prefix: &str) -> Result<(), ApiError> {
-    let sides: [(Option<&BTreeMap<String, Value>>, &str, Side); 2] = [
+    let sides = [
         (input.features, "features", Side::User),
         (input.context, "context", Side::Context),
     ];

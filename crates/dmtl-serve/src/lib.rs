@@ -136,6 +136,7 @@ pub struct Server {
     pub state: Arc<AppState>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    upkeep: JoinHandle<()>,
 }
 
 impl Server {
@@ -145,6 +146,7 @@ impl Server {
     /// [`ServeError::Io`] when the server failed.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.stop.send(());
+        self.upkeep.abort();
         match self.task.await {
             Ok(r) => Ok(r?),
             Err(e) => Err(ServeError::Io(std::io::Error::other(e))),
@@ -167,7 +169,14 @@ pub async fn start(opts: &ServeOptions) -> Result<Server, ServeError> {
     let model = tokio::task::spawn_blocking(move || ServedModel::load(&run, &name, precision, 1))
         .await
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
-    metrics::handle();
+    // Histogram samples wait in the recorder until drained: drain them now and then, so memory
+    // stays flat when nothing scrapes /metrics.
+    let upkeep = tokio::spawn(async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            metrics::handle().run_upkeep();
+        }
+    });
     app::record_model(&model);
     let batcher = Batcher::start(BatchOptions {
         window: Duration::from_micros(opts.batch_window_us),
@@ -196,6 +205,7 @@ pub async fn start(opts: &ServeOptions) -> Result<Server, ServeError> {
         state,
         stop,
         task,
+        upkeep,
     })
 }
 
