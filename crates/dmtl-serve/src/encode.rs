@@ -11,8 +11,6 @@
 //!   tokens are dropped, as the readers drop them;
 //! - dense: a finite number.
 
-use std::collections::BTreeMap;
-
 use dmtl_data::{Kind, RawColumn, RawLog, Schema, Side, StrColumn, OOV};
 use serde_json::Value;
 

@@ -169,6 +169,7 @@ pub async fn start(opts: &ServeOptions) -> Result<Server, ServeError> {
     let model = tokio::task::spawn_blocking(move || ServedModel::load(&run, &name, precision, 1))
         .await
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+    metrics::handle();
     // Histogram samples wait in the recorder until drained: drain them now and then, so memory
     // stays flat when nothing scrapes /metrics.
     let upkeep = tokio::spawn(async {
