@@ -26,7 +26,7 @@ Commands:
                    `--summary-only` re-reads the last criterion results (and the last
                    peak-memory run, under the target dir). Every crate's own
                    benches: `cargo bench --workspace`.
-  train|score|export|retrieve|simulate [args]
+  train|score|export|retrieve|simulate|serve [args]
                    The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
   setup            Only check for (and install) the system libraries.
 
@@ -94,7 +94,7 @@ fn main() {
             }
             bench::summary(&root, threads);
         }
-        "demo" | "train" | "score" | "export" | "retrieve" | "simulate" => {
+        "demo" | "train" | "score" | "export" | "retrieve" | "simulate" | "serve" => {
             if !pure {
                 ensure_openblas();
             }

@@ -132,6 +132,11 @@ enum Command {
         #[arg(long, default_value = "dmtl", value_parser = parse_model)]
         model: ModelName,
     },
+    /// The two-tower model of a run folder as an HTTP service (docs/serving.md).
+    ///
+    /// POST /retrieve, POST /score, POST /reload; GET /health, GET /metrics.
+    #[cfg(feature = "serve")]
+    Serve(dmtl_serve::ServeOptions),
     /// Writes a simulated log, its schema, items and users, to try `train` on files.
     ///
     /// Writes a simulated feed log with its schema, the item catalogue and the user table, to
@@ -299,6 +304,8 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
                 out.display()
             );
         }
+        #[cfg(feature = "serve")]
+        Command::Serve(opts) => dmtl_serve::run(&opts)?,
         Command::Simulate {
             out,
             scale,
