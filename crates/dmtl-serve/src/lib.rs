@@ -15,7 +15,7 @@
 //! are parsed and checked field by field ([`wire`], [`encode`]); every failure is a JSON
 //! error naming the field ([`error`]). Docs: `docs/serving.md`.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod batcher;
