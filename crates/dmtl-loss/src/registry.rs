@@ -1,5 +1,5 @@
 //! Open sets of named, configured types: the student's objectives ([`crate::OBJECTIVES`]) and
-//! the teacher's bodies (`dmtl_teacher::body::BODIES`).
+//! the teacher's bodies (`dmtl_teacher::bodies::BODIES`).
 //!
 //! A [`Registry`] lists [`Entry`]s by name. A configuration table names one with the
 //! registry's tag key (`type = "click_bce"`, `structure = "mmoe"`); the entry parses the other keys

@@ -11,11 +11,11 @@ use axum::Json;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::app::AppState;
 use crate::batcher::{Job, Output, SubmitError, Task};
 use crate::encode::{known_user, user_rows};
 use crate::error::{field_path, ApiError, ErrorKind};
 use crate::model::ServedModel;
+use crate::state::AppState;
 use crate::wire::{
     missing, parse_body, PairScore, Parsed, RetrieveRequest, RetrieveResponse, RetrievedItem,
     ScoreRequest, ScoreResponse, UserRequest,

@@ -24,6 +24,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod model;
+pub mod state;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -36,9 +37,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, Limits};
 use crate::batcher::{BatchOptions, Batcher};
 use crate::model::{LoadError, ServedModel};
+use crate::state::{AppState, Limits};
 
 /// The options of `dmtl serve`.
 #[derive(Debug, Clone, clap::Args)]

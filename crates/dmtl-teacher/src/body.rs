@@ -2,43 +2,21 @@
 //!
 //! A body is one type behind [`Body`]; its configuration is a serde type behind [`BuildBody`]
 //! that registers the body's parameters (under the `teacher.` prefix) and returns it. The
-//! `structure` key of `teacher.toml` names a configuration in [`BODIES`], which parses the
+//! `structure` key of `teacher.toml` names a configuration in [`crate::bodies::BODIES`], which parses the
 //! body's own keys beside it (`structure = "mmoe"`, `n_experts = 4`, ...). Adding a body is its
-//! file and one line in [`BODIES`]; the teacher, its training, scoring, checkpoints and the
+//! file and one line in [`crate::bodies::BODIES`]; the teacher, its training, scoring, checkpoints and the
 //! shared tests (`tests/bodies.rs`) then work on it.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use dmtl_loss::registry::{parse_typed, Configured, Entry, Parsed, Registered, Registry};
+use dmtl_loss::registry::{parse_typed, Configured, Entry, Parsed};
 use dmtl_tensor::{Graph, ParamStore, Var};
 use rand::{RngCore, SeedableRng};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::mmoe::MmoeConfig;
-use crate::ple::PleConfig;
-use crate::shared_bottom::SharedBottomConfig;
 use crate::task::TaskLogits;
-
-/// Every body a configuration can name, by its `structure`: one line a body. A table without
-/// `structure` is an MMoE.
-pub static BODIES: Registry<dyn BuildBody> = Registry {
-    tag: "structure",
-    section: "",
-    default: "mmoe",
-    tag_optional: true,
-    entries: &[
-        body::<MmoeConfig>("mmoe")
-            .with_examples(&["n_experts = 2\nexpert_hidden = [6]\ntower_hidden = [4]"]),
-        body::<SharedBottomConfig>("shared_bottom")
-            .with_examples(&["expert_hidden = [8, 6]\ntower_hidden = [4]"]),
-        body::<PleConfig>("ple").with_examples(&[
-            "shared_experts = 2\ntask_experts = 1\nlevels = 2\nexpert_hidden = [6]\ntower_hidden = [4]",
-            "shared_experts = 1\ntask_experts = 2\nlevels = 1\nexpert_hidden = [6]\ntower_hidden = []",
-        ]),
-    ],
-};
 
 /// A multi-task body with its parameters registered in a store.
 pub trait Body: Send + Sync + Debug {
@@ -85,16 +63,6 @@ where
     C: BuildBody + Serialize + DeserializeOwned + 'static,
 {
     Entry::new(name, parse_body::<C>)
-}
-
-impl Registered for dyn BuildBody {
-    fn registry() -> &'static Registry<dyn BuildBody> {
-        &BODIES
-    }
-
-    fn invalid_key(value: &Self) -> Option<(&'static str, String)> {
-        value.invalid_key()
-    }
 }
 
 /// A registered body's configuration: `structure` and its keys.

@@ -31,7 +31,7 @@ use dmtl_train::FieldEmbeddingConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TeacherConfig {
-    /// The body: `structure` (a name in [`crate::body::BODIES`], MMoE by default) and its
+    /// The body: `structure` (a name in [`crate::bodies::BODIES`], MMoE by default) and its
     /// keys, which stand at the top of the file. An unknown key is an error of the body's.
     #[serde(flatten)]
     pub body: BodyConfig,

@@ -4,7 +4,7 @@
 //!
 //! - [`features`]: [`FieldEmbeddings`], one table per categorical or multi-hot column of the
 //!   chosen sides, concatenated; from `dmtl-train`, shared with the student's towers.
-//! - [`body`]: the [`Body`] trait and the registry of bodies ([`body::BODIES`]) the
+//! - [`body`]: the [`Body`] trait and the registry of bodies ([`bodies::BODIES`]) the
 //!   `structure` key names: [`mmoe`] (default), [`shared_bottom`] and [`ple`]; [`task`]: the
 //!   tasks and their towers (the place to add a task).
 //! - [`Teacher`]: embeddings + body + ESMM heads (pCTR, pCVR, pCTCVR = pCTR * pCVR);
@@ -17,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bodies;
 pub mod body;
 pub mod config;
 pub mod error;

@@ -6,7 +6,7 @@ mod common;
 use common::synthetic;
 use dmtl_data::Dataset;
 use dmtl_loss::{esmm_loss, Reduction};
-use dmtl_teacher::body::BODIES;
+use dmtl_teacher::bodies::BODIES;
 use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
 use dmtl_tensor::{Grads, Graph, ParamKind};
 

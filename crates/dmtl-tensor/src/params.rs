@@ -7,9 +7,9 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
 
 use crate::error::TensorError;
-use crate::graph::for_each_row;
 use crate::init::Init;
 use crate::tensor_file::{self, TensorFile};
+use crate::threads::for_each_row;
 
 /// Handle of a parameter inside a [`ParamStore`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

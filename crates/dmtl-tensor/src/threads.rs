@@ -160,3 +160,22 @@ pub fn shards_for(n_rows: usize) -> usize {
     };
     wanted.min(n_rows / MIN_SHARD_ROWS).max(1)
 }
+
+/// Runs `f` on every `(index, row)` of `out`, spread over Rayon's pool when `parallel`.
+pub(crate) fn for_each_row(
+    out: &mut ndarray::Array2<f32>,
+    parallel: bool,
+    f: impl Fn((usize, ndarray::ArrayViewMut1<'_, f32>)) + Sync + Send,
+) {
+    if parallel {
+        {
+            use rayon::prelude::*;
+            out.axis_iter_mut(ndarray::Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(f);
+        }
+    } else {
+        out.axis_iter_mut(ndarray::Axis(0)).enumerate().for_each(f);
+    }
+}

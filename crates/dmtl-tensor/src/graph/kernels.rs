@@ -1,7 +1,8 @@
 //! The loops and products both passes share: element-wise maps, broadcasts and their
 //! reductions, GEMM, column concatenation; parallel over Rayon above a size threshold.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut1, Axis, Zip};
+pub(crate) use crate::threads::for_each_row;
+use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
 use super::Unary;
@@ -96,22 +97,6 @@ pub(super) fn apply_broadcast(
     } else {
         let y = b[[0, 0]];
         out.mapv_inplace(|o| f(o, y));
-    }
-}
-
-/// Runs `f` on every `(index, row)` of `out`, spread over Rayon's pool when `parallel`.
-pub(crate) fn for_each_row(
-    out: &mut Array2<f32>,
-    parallel: bool,
-    f: impl Fn((usize, ArrayViewMut1<'_, f32>)) + Sync + Send,
-) {
-    if parallel {
-        out.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(f);
-    } else {
-        out.axis_iter_mut(Axis(0)).enumerate().for_each(f);
     }
 }
 

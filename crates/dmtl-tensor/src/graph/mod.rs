@@ -18,7 +18,6 @@ mod op;
 mod tape;
 mod unary;
 
-pub(crate) use kernels::for_each_row;
 pub use op::{BackwardFn, Op, Pooling};
 pub use tape::Graph;
 pub use unary::{Activation, Unary};
