@@ -1,1 +1,4 @@
-//! Cross-crate criterion benchmarks of the reference workload.
+//! Cross-crate benchmarks of the reference workload: the clean-window timing shared with the
+//! PyTorch twin ([`windows`]) and the `reference` binary that times the dmtl side with it.
+
+pub mod windows;

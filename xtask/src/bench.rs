@@ -1,9 +1,16 @@
-//! `cargo xtask bench`: the criterion benchmarks of the reference workload, then one table of
-//! every figure beside its PyTorch / Faiss / pandas twin measured in the same run, with the ratio,
-//! and the peak memory of a teacher training run beside the PyTorch twin's.
+//! `cargo xtask bench`: one table of every figure of the reference workload beside its
+//! PyTorch / Faiss / pandas twin measured in the same run, with the ratio, and the peak memory
+//! of a teacher training run beside the PyTorch twin's.
+//!
+//! The figures with a PyTorch twin are timed by both sides the same way and in turn
+//! ([`crate::alternate`]): clean windows on a quiet machine, dmtl and PyTorch alternating round
+//! after round, medians and spreads of both. Retrieval and ingest come from their criterion
+//! benchmarks, their Faiss and pandas twins run right after.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::alternate::{self, Side, SideResult};
 
 /// One figure: a criterion benchmark id, its unit, and how to get its twin.
 struct Figure {
@@ -19,7 +26,9 @@ struct Figure {
 }
 
 enum Twin {
-    Torch(&'static [&'static str]),
+    /// Timed in turn with the PyTorch twin: the key of its [`alternate::PAIRS`] entry and the
+    /// twin's name.
+    Torch(&'static str, &'static str),
     Faiss(u64),
     Pandas,
 }
@@ -30,7 +39,7 @@ const FIGURES: &[Figure] = &[
         criterion_id: "teacher/train_step_mmoe_b1024",
         per_iter: 1024.0,
         unit: "imp/s",
-        twin: Twin::Torch(&["--task", "teacher_train", "--emb", "dense", "--fused"]),
+        twin: Twin::Torch("teacher_train", "PyTorch"),
         target: 1.5,
     },
     Figure {
@@ -38,7 +47,7 @@ const FIGURES: &[Figure] = &[
         criterion_id: "student/distillation_step_b1024",
         per_iter: 1024.0,
         unit: "imp/s",
-        twin: Twin::Torch(&["--task", "student_train", "--emb", "dense", "--fused"]),
+        twin: Twin::Torch("student_train", "PyTorch"),
         target: 2.0,
     },
     Figure {
@@ -46,7 +55,7 @@ const FIGURES: &[Figure] = &[
         criterion_id: "teacher/predict_16_batches_parallel_b1024",
         per_iter: 16384.0,
         unit: "imp/s",
-        twin: Twin::Torch(&["--task", "teacher_infer"]),
+        twin: Twin::Torch("teacher_infer", "PyTorch"),
         target: 1.3,
     },
     Figure {
@@ -54,7 +63,7 @@ const FIGURES: &[Figure] = &[
         criterion_id: "student/user_tower_inference_b1024",
         per_iter: 1024.0,
         unit: "imp/s",
-        twin: Twin::Torch(&["--task", "user_tower_infer"]),
+        twin: Twin::Torch("user_tower_infer", "PyTorch"),
         target: 2.0,
     },
     Figure {
@@ -62,7 +71,7 @@ const FIGURES: &[Figure] = &[
         criterion_id: "student/user_tower_inference_bf16_b1024",
         per_iter: 1024.0,
         unit: "imp/s",
-        twin: Twin::Torch(&["--task", "user_tower_infer", "--bf16"]),
+        twin: Twin::Torch("user_tower_infer_bf16", "PyTorch (bf16 autocast)"),
         target: 0.0,
     },
     Figure {
@@ -99,13 +108,9 @@ const FIGURES: &[Figure] = &[
     },
 ];
 
-/// The benches `cargo xtask bench` runs: (package, bench target).
-pub const BENCHES: &[(&str, &str)] = &[
-    ("dmtl-teacher", "teacher_step"),
-    ("dmtl-student", "student_step"),
-    ("dmtl-student", "retrieval"),
-    ("dmtl-data", "ingest"),
-];
+/// The criterion benches `cargo xtask bench` runs, for the figures not timed in turn with a
+/// twin: (package, bench target).
+pub const BENCHES: &[(&str, &str)] = &[("dmtl-student", "retrieval"), ("dmtl-data", "ingest")];
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` when set (cargo then writes criterion's
 /// results there too), else `target/` of the workspace.
@@ -190,7 +195,7 @@ fn criterion_median(root: &Path, id: &str) -> Option<f64> {
 }
 
 /// The number after `"key":` in a one-line JSON object.
-fn json_number(line: &str, key: &str) -> Option<f64> {
+pub(crate) fn json_number(line: &str, key: &str) -> Option<f64> {
     let pat = format!("\"{key}\": ");
     let start = line.find(&pat)? + pat.len();
     let rest = &line[start..];
@@ -232,42 +237,211 @@ fn python_lines(root: &Path, script: &str, args: &[&str]) -> Vec<String> {
     }
 }
 
-/// Prints the summary table; twins are measured now, right after the Rust benchmarks.
-pub fn summary(root: &Path, threads: usize) {
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only print the table again from the stored results.
+    pub summary_only: bool,
+    /// Only these alternately timed figures (keys of [`alternate::PAIRS`]); no criterion run,
+    /// no peak-memory run.
+    pub only: Vec<String>,
+    /// Rounds of (dmtl, twin).
+    pub rounds: usize,
+    /// Clean windows per run.
+    pub windows: usize,
+    /// Arguments passed on to criterion.
+    pub criterion_args: Vec<String>,
+}
+
+impl Options {
+    /// Parses `--summary-only`, `--only a,b`, `--rounds N`, `--windows N`; everything else goes
+    /// to criterion.
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            summary_only: false,
+            only: Vec::new(),
+            rounds: 3,
+            windows: 7,
+            criterion_args: Vec::new(),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            let count = |name: &str, v: String| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("{name} needs a whole number >= 1, not `{v}`"))
+            };
+            match a.as_str() {
+                "--summary-only" => o.summary_only = true,
+                "--only" => {
+                    o.only = value("--only")?.split(',').map(str::to_string).collect();
+                    if let Some(k) = o
+                        .only
+                        .iter()
+                        .find(|k| !alternate::PAIRS.iter().any(|p| p.key == k.as_str()))
+                    {
+                        let keys: Vec<&str> = alternate::PAIRS.iter().map(|p| p.key).collect();
+                        return Err(format!(
+                            "--only: unknown figure `{k}` ({})",
+                            keys.join(", ")
+                        ));
+                    }
+                }
+                "--rounds" => o.rounds = count("--rounds", value("--rounds")?)?,
+                "--windows" => o.windows = count("--windows", value("--windows")?)?,
+                _ => o.criterion_args.push(a.clone()),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// `cargo xtask bench [options]`: measures (unless `--summary-only`) and prints the table.
+pub fn command(root: &Path, threads: usize, opts: &Options, cargo: impl Fn() -> Command) {
+    if !opts.summary_only {
+        if opts.only.is_empty() {
+            for (package, target) in BENCHES {
+                let mut c = cargo();
+                c.args(["bench", "-p", package, "--bench", target, "--"]);
+                c.args(["--warm-up-time", "2", "--measurement-time", "5"]);
+                c.args(&opts.criterion_args);
+                if !c.status().is_ok_and(|s| s.success()) {
+                    eprintln!("xtask: `cargo bench -p {package} --bench {target}` failed");
+                }
+            }
+            measure_memory(root, threads);
+        }
+        let plan = alternate::Plan {
+            rounds: opts.rounds,
+            windows: opts.windows,
+            wait_quiet_s: 30,
+            threads,
+        };
+        let with_twin = python_has("torch");
+        if !with_twin {
+            eprintln!("xtask: PyTorch is missing (`pip install torch`): timing the dmtl side only");
+        }
+        alternate::run(root, &target_dir(root), &plan, &opts.only, with_twin);
+    }
+    summary(root, threads, &opts.only);
+}
+
+/// Thousands separated by commas.
+fn grouped(v: f64) -> String {
+    let digits = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if v < 0.0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// `median (min-max) unit` of one side's pooled clean windows.
+fn spread_cell(r: Option<&SideResult>, unit: &str) -> String {
+    match r {
+        Some(r) => {
+            let (lo, hi) = r.range();
+            format!(
+                "{} {unit} ({}-{})",
+                grouped(r.median()),
+                grouped(lo),
+                grouped(hi)
+            )
+        }
+        None => "-".into(),
+    }
+}
+
+/// The figure column of an alternately timed row: both sides, the ratio with the spread of the
+/// per-round ratios, and how many clean windows each side kept.
+fn alternating_cells(target: &Path, key: &str, unit: &str) -> [String; 4] {
+    let ours = SideResult::load(target, key, Side::Dmtl);
+    let twin = SideResult::load(target, key, Side::Twin);
+    let ratio = match (&ours, &twin) {
+        (Some(a), Some(b)) => {
+            let (r, lo, hi) = alternate::ratio(a, b);
+            format!("{r:.2}x ({lo:.2}-{hi:.2})")
+        }
+        _ => "-".into(),
+    };
+    let count = |r: &Option<SideResult>| {
+        r.as_ref().map_or("-".to_string(), |r| {
+            format!("{}/{}", r.windows.len(), r.all_windows)
+        })
+    };
+    [
+        spread_cell(ours.as_ref(), unit),
+        spread_cell(twin.as_ref(), unit),
+        ratio,
+        format!(
+            "in turn, {} rounds; clean windows {} vs {}",
+            ours.as_ref().map_or(0, |r| r.round_medians.len()),
+            count(&ours),
+            count(&twin)
+        ),
+    ]
+}
+
+/// The twin's peak RSS of the teacher training runs (median over rounds), from its stored lines.
+fn torch_teacher_mb(target: &Path) -> Option<f64> {
+    let path = target.join("dmtl-bench/alternate/teacher_train.twin.jsonl");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Vec<f64> = text
+        .lines()
+        .filter_map(|l| json_number(l, "peak_rss_mb"))
+        .collect();
+    (!v.is_empty()).then(|| alternate::median(&v))
+}
+
+/// Prints the summary table: alternately timed figures from their stored runs; criterion
+/// figures with their Faiss and pandas twins measured now. With `only` set, just those rows.
+pub fn summary(root: &Path, threads: usize, only: &[String]) {
     let t = threads.to_string();
-    let have_torch = python_has("torch");
-    let have_faiss = python_has("faiss");
-    let have_pandas = python_has("pandas");
-    if !(have_torch && have_faiss && have_pandas) {
+    let target = target_dir(root);
+    let have_faiss = only.is_empty() && python_has("faiss");
+    let have_pandas = only.is_empty() && python_has("pandas");
+    if only.is_empty() && !(have_faiss && have_pandas) {
         eprintln!("xtask: for the twins, `pip install torch faiss-cpu pandas numpy` (missing ones are left blank)");
     }
     let mut faiss_lines: Option<Vec<String>> = None;
     let mut pandas_rate: Option<Option<f64>> = None;
-    // The teacher-training twin's peak RSS, from the same JSON line as its throughput.
-    let mut torch_teacher_mb: Option<f64> = None;
-    println!("\n| figure | dmtl | twin | twin figure | ratio | target |");
-    println!("|---|---:|---|---:|---:|---:|");
+    println!("\n| figure | dmtl | twin | twin figure | ratio | target | timing |");
+    println!("|---|---:|---|---:|---:|---:|---|");
     for f in FIGURES {
+        let target_cell = if f.target > 0.0 {
+            format!(">= {:.1}x", f.target)
+        } else {
+            "reported".into()
+        };
+        if let Twin::Torch(key, name) = f.twin {
+            if !only.is_empty() && !only.iter().any(|k| k == key) {
+                continue;
+            }
+            let [ours, twin, ratio, timing] = alternating_cells(&target, key, f.unit);
+            println!(
+                "| {} | {ours} | {name} | {twin} | {ratio} | {target_cell} | {timing} |",
+                f.what
+            );
+            continue;
+        }
+        if !only.is_empty() {
+            continue;
+        }
         let ours = criterion_median(root, f.criterion_id).map(|s| f.per_iter / s);
         let (twin_name, twin) = match f.twin {
-            Twin::Torch(args) if have_torch => {
-                let mut a: Vec<&str> = args.to_vec();
-                a.extend(["--threads", &t, "--wait_quiet_s", "30"]);
-                let lines = python_lines(root, "benches/anchors/torch_reference.py", &a);
-                if args.contains(&"teacher_train") {
-                    torch_teacher_mb = lines.iter().find_map(|l| json_number(l, "peak_rss_mb"));
-                }
-                (
-                    if args.contains(&"--bf16") {
-                        "PyTorch (bf16 autocast)"
-                    } else {
-                        "PyTorch"
-                    },
-                    lines
-                        .iter()
-                        .find_map(|l| json_number(l, "imps_per_s_median")),
-                )
-            }
             Twin::Faiss(n) if have_faiss => {
                 let lines = faiss_lines.get_or_insert_with(|| {
                     python_lines(
@@ -300,44 +474,88 @@ pub fn summary(root: &Path, threads: usize) {
             }
             _ => ("-", None),
         };
-        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} {}", f.unit));
+        let fmt =
+            |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{} {}", grouped(v), f.unit));
         let ratio = match (ours, twin) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
             _ => "-".into(),
         };
-        let target = if f.target > 0.0 {
-            format!(">= {:.1}x", f.target)
-        } else {
-            "reported".into()
-        };
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | criterion median, then the twin |",
             f.what,
             fmt(ours),
             twin_name,
             fmt(twin),
             ratio,
-            target
+            target_cell
         );
+    }
+    if !only.is_empty() {
+        return;
     }
     let ours_mb = std::fs::read_to_string(memory_result(root))
         .ok()
         .and_then(|s| json_number(&s, "peak_rss_mb"));
+    let torch_mb = torch_teacher_mb(&target);
     let mb = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} MB"));
-    let ratio = match (ours_mb, torch_teacher_mb) {
+    let ratio = match (ours_mb, torch_mb) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
         _ => "-".into(),
     };
     println!(
-        "| peak memory, teacher training run | {} | PyTorch | {} | {} | <= 0.33x |",
+        "| peak memory, teacher training run | {} | PyTorch | {} | {} | <= 0.33x | one run each |",
         mb(ours_mb),
-        mb(torch_teacher_mb),
+        mb(torch_mb),
         ratio
     );
-    println!("\nMedians; dmtl from criterion (target/criterion), twins measured just now with {threads} threads.");
+    println!(
+        "\nRows timed in turn: dmtl (benches/src/bin/reference.rs) and PyTorch \
+         (benches/anchors/torch_reference.py) alternate, each waiting for a quiet machine and \
+         keeping only windows where no other process used the CPU; median (min-max) of the clean \
+         windows of all rounds, the ratio of the medians (min-max of the per-round ratios). \
+         Other rows: criterion medians (target/criterion), twins measured just now; {threads} threads."
+    );
     println!(
         "Peak memory: VmHWM of a 200-step teacher training run (crates/dmtl-teacher/examples/train_reference.rs, \
          {}) beside the twin's ru_maxrss; lower is better.",
         memory_result(root).display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_take_ours_and_pass_the_rest_to_criterion() {
+        let o = Options::parse(&args(&[
+            "--rounds",
+            "5",
+            "--only",
+            "teacher_train,student_train",
+            "--sample-size",
+            "10",
+        ]))
+        .expect("valid");
+        assert_eq!(o.rounds, 5);
+        assert_eq!(o.windows, 7);
+        assert_eq!(o.only, ["teacher_train", "student_train"]);
+        assert_eq!(o.criterion_args, ["--sample-size", "10"]);
+        assert!(!o.summary_only);
+        assert!(Options::parse(&args(&["--only", "nonsense"])).is_err());
+        assert!(Options::parse(&args(&["--rounds", "0"])).is_err());
+        assert!(Options::parse(&args(&["--windows"])).is_err());
+    }
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(grouped(44070.4), "44,070");
+        assert_eq!(grouped(1234567.0), "1,234,567");
+        assert_eq!(grouped(999.0), "999");
+        assert_eq!(grouped(-1000.0), "-1,000");
+    }
 }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+mod alternate;
 mod bench;
 mod mpi;
 
@@ -19,13 +20,15 @@ Commands:
   test [args]      The whole test suite (`cargo test --workspace`); extra args go to cargo test.
                    Without args, then the MPI test of dmtl-dist on 2 and 3 ranks (installs
                    OpenMPI and libclang-dev where it can; skipped with a note where it cannot).
-  bench [args]     The criterion benchmarks of the reference workload (teacher and student
-                   steps, scoring, retrieval, ingest), then one table of every figure beside
-                   its PyTorch / Faiss / pandas twin measured in the same run, and the ratio;
-                   also the peak memory of a teacher training run beside PyTorch's.
-                   `--summary-only` re-reads the last criterion results (and the last
-                   peak-memory run, under the target dir). Every crate's own
-                   benches: `cargo bench --workspace`.
+  bench [args]     One table of every figure of the reference workload beside its PyTorch /
+                   Faiss / pandas twin measured in the same run, and the ratio; also the peak
+                   memory of a teacher training run beside PyTorch's. Teacher and student
+                   steps, scoring and the user tower are timed in turn with PyTorch, in
+                   clean windows (`--rounds N`, default 3; `--windows N` per run, default
+                   7; `--only teacher_train,...` for just those rows); retrieval and
+                   ingest by criterion (other args go to criterion). `--summary-only`
+                   re-reads the stored results. Every crate's own benches:
+                   `cargo bench --workspace`.
   train|score|export|retrieve|simulate|serve [args]
                    The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
   setup            Only check for (and install) the system libraries.
@@ -67,32 +70,16 @@ fn main() {
             }
         }
         "bench" => {
+            let opts = bench::Options::parse(rest).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                exit(2)
+            });
             ensure_openblas();
             let threads = std::env::var("DMTL_THREADS")
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(2usize);
-            if rest.first().map(String::as_str) != Some("--summary-only") {
-                for (package, target) in bench::BENCHES {
-                    let mut c = cargo(&root);
-                    c.args([
-                        "bench",
-                        "-p",
-                        package,
-                        "--bench",
-                        target,
-                        "--",
-                        "--warm-up-time",
-                        "2",
-                        "--measurement-time",
-                        "5",
-                    ]);
-                    c.args(rest);
-                    run(c);
-                }
-                bench::measure_memory(&root, threads);
-            }
-            bench::summary(&root, threads);
+            bench::command(&root, threads, &opts, || cargo(&root));
         }
         "demo" | "train" | "score" | "export" | "retrieve" | "simulate" | "serve" => {
             if !pure {
