@@ -211,6 +211,8 @@ pub struct SideResult {
     pub round_medians: Vec<f64>,
     /// Windows timed in all, clean or not.
     pub all_windows: usize,
+    /// Of those, the clean ones.
+    pub clean_windows: usize,
 }
 
 impl SideResult {
@@ -226,6 +228,7 @@ impl SideResult {
                     r.windows.push(m);
                 }
             }
+            r.clean_windows += clean.len();
             r.windows.extend(clean);
             r.all_windows += json_number(line, "all_windows").unwrap_or(0.0) as usize;
         }
@@ -307,6 +310,7 @@ mod tests {
         assert_eq!(r.windows, vec![10.0, 20.0, 30.0, 7.0]);
         assert_eq!(r.round_medians, vec![20.0, 7.0]);
         assert_eq!(r.all_windows, 9);
+        assert_eq!(r.clean_windows, 3);
         assert_eq!(r.median(), 15.0);
         assert_eq!(r.range(), (7.0, 30.0));
     }
@@ -317,11 +321,13 @@ mod tests {
             windows: vec![100.0, 120.0],
             round_medians: vec![100.0, 120.0],
             all_windows: 2,
+            clean_windows: 2,
         };
         let b = SideResult {
             windows: vec![50.0, 80.0],
             round_medians: vec![50.0, 80.0],
             all_windows: 2,
+            clean_windows: 2,
         };
         let (r, lo, hi) = ratio(&a, &b);
         assert!((r - 110.0 / 65.0).abs() < 1e-12);

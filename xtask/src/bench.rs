@@ -379,18 +379,26 @@ fn alternating_cells(target: &Path, key: &str, unit: &str) -> [String; 4] {
     };
     let count = |r: &Option<SideResult>| {
         r.as_ref().map_or("-".to_string(), |r| {
-            format!("{}/{}", r.windows.len(), r.all_windows)
+            format!("{}/{}", r.clean_windows, r.all_windows)
         })
     };
+    let none_clean = [&ours, &twin]
+        .iter()
+        .any(|r| r.as_ref().is_some_and(|r| r.clean_windows == 0));
     [
         spread_cell(ours.as_ref(), unit),
         spread_cell(twin.as_ref(), unit),
         ratio,
         format!(
-            "in turn, {} rounds; clean windows {} vs {}",
+            "in turn, {} rounds; clean windows {} vs {}{}",
             ours.as_ref().map_or(0, |r| r.round_medians.len()),
             count(&ours),
-            count(&twin)
+            count(&twin),
+            if none_clean {
+                " (a side without clean windows counts all of its windows: the machine was busy)"
+            } else {
+                ""
+            }
         ),
     ]
 }
