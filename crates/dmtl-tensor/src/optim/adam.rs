@@ -260,9 +260,15 @@ impl Optimizer for Adam {
     /// parameters, moments and the step count unchanged.
     fn try_step(&mut self, store: &mut ParamStore, grads: &Grads) -> Result<(), NonFiniteUpdate> {
         let c = self.constants(self.t + 1);
-        if let Some((param, _)) = grads
-            .iter()
-            .find(|(id, g)| !self.update_is_finite(&c, store, *id, g))
+        // Parameters are checked side by side (the many small embedding rows and the dense
+        // layers alike); the first failing one in id order is reported, as a sequential scan
+        // would.
+        let all: Vec<(ParamId, &Grad)> = grads.iter().collect();
+        let this = &*self;
+        let store_ref = &*store;
+        if let Some((param, _)) = all
+            .into_par_iter()
+            .find_first(|(id, g)| !this.update_is_finite(&c, store_ref, *id, g))
         {
             return Err(NonFiniteUpdate {
                 param,
