@@ -114,7 +114,9 @@ fn checked_data(
     } else {
         cfg.stages.from_run.as_deref()
     };
-    let data = prepare_data_in(cfg, vocab_run, progress)?;
+    let mut data = prepare_data_in(cfg, vocab_run, progress)?;
+    // Over several ranks, this rank trains on its share of the training rows.
+    crate::ranks::take_share(&mut data)?;
     if resume {
         let saved = Schema::load(dir.join(SCHEMA_FILE))?;
         if saved != data.schema {

@@ -51,6 +51,13 @@ pub enum TrainError {
         /// Why the first batch was skipped.
         first: String,
     },
+    /// Data-parallel training over several ranks failed: a collective call, or the ranks'
+    /// parameters differ (the error names the rank).
+    #[error(transparent)]
+    Distributed(#[from] dmtl_dist::DistError),
+    /// Rank 0's validation report could not be passed to the other ranks.
+    #[error("the validation report could not be sent to the other ranks: {0}")]
+    Report(String),
     /// Training stopped on request (`train.stop_after_batches`) after writing its state;
     /// training again with the same state directory resumes at `epoch`, `batch`.
     #[error(
