@@ -114,9 +114,9 @@ fn checked_data(
     } else {
         cfg.stages.from_run.as_deref()
     };
-    let mut data = prepare_data_in(cfg, vocab_run, progress)?;
-    // Over several ranks, this rank trains on its share of the training rows.
-    crate::ranks::take_share(&mut data)?;
+    let data = prepare_data_in(cfg, vocab_run, progress)?;
+    // Over several ranks, every rank must have built the same vocabularies.
+    crate::ranks::check_same_data(&data)?;
     if resume {
         let saved = Schema::load(dir.join(SCHEMA_FILE))?;
         if saved != data.schema {

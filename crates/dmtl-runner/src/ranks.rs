@@ -2,10 +2,11 @@
 //! `mpi` feature; `cargo xtask train --ranks N` starts it).
 //!
 //! Every rank runs the same pipeline on the same configuration: it reads and prepares the log
-//! alike (the same split, the same vocabularies, checked equal on every rank by a hash), keeps
-//! its round-robin share of the training rows ([`dmtl_data::Dataset::shard`]), and trains every
-//! model data-parallel ([`dmtl_train::parallel`]): each global batch split over the ranks,
-//! gradients summed every step, rank 0 validating for all. Rank 0 alone writes the run folder
+//! alike (the same split, the same vocabularies, checked equal on every rank by a hash), and
+//! trains every model data-parallel ([`dmtl_train::parallel`]): each global batch, in the order
+//! one process trains on, split into one block of rows per rank
+//! ([`dmtl_train::parallel::Split::Slices`]), gradients summed every step, rank 0 validating
+//! for all. The job so trains what one process with as many row shards trains. Rank 0 alone writes the run folder
 //! (states, models, metrics, report); the other ranks build theirs in a scratch folder of their
 //! own under the system's temporary folder, removed when they end, and read their training
 //! states from rank 0's run folder when a run resumes. A rank that fails ends the whole job
@@ -17,7 +18,7 @@ use std::rc::Rc;
 
 use anyhow::{Context, Result};
 use dmtl_dist::Collective;
-use dmtl_train::parallel::{self, WorldGuard};
+use dmtl_train::parallel::{self, Split, WorldGuard};
 
 use crate::prepare::Prepared;
 
@@ -39,7 +40,7 @@ impl Ranks {
         if world.size() < 2 {
             return Ok(None);
         }
-        let installed = parallel::install(world.clone());
+        let installed = parallel::install(world.clone(), Split::Slices);
         Ok(Some(Ranks {
             coll: world,
             _installed: installed,
@@ -88,7 +89,7 @@ pub fn remove_scratch(dir: &Path) {
 
 /// For a rank other than 0 resuming `run`: a scratch copy of rank 0's run folder to resume in,
 /// training states included (hidden files, such as the lock, left out). Rank 0 writes no state
-/// before this rank has joined it in [`take_share`], after the copy.
+/// before this rank has joined it in [`check_same_data`], after the copy.
 ///
 /// # Errors
 /// When the copy fails, naming the file.
@@ -150,12 +151,14 @@ pub fn train_follower(
 }
 
 /// Over several ranks: checks that every rank built the same vocabularies (a hash of their
-/// JSON, all-gathered; the error names the first rank that differs) and keeps this rank's share
-/// of the training rows. Nothing in one process.
+/// JSON, all-gathered; the error names the first rank that differs). Every rank keeps the
+/// whole training set and trains on its block of each global batch
+/// ([`dmtl_train::parallel::Split::Slices`]), so the job trains what one process does. Nothing
+/// in one process.
 ///
 /// # Errors
 /// When the vocabularies differ between ranks, or a collective call fails.
-pub fn take_share(data: &mut Prepared) -> Result<()> {
+pub fn check_same_data(data: &Prepared) -> Result<()> {
     let Some(coll) = parallel::current() else {
         return Ok(());
     };
@@ -166,6 +169,5 @@ pub fn take_share(data: &mut Prepared) -> Result<()> {
              rank 0 {expected:016x}): every rank must read the same files"
         );
     }
-    data.train = data.train.shard(coll.rank(), coll.size());
     Ok(())
 }

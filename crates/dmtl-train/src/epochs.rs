@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{OnNonFinite, TrainOptions};
 use crate::error::{InputError, StateError, TrainError};
-use crate::parallel::{self, Computed, DataParallel};
+use crate::parallel::{self, Computed, DataParallel, Split};
 use crate::state::{self, Position, StateDir, StateWriter};
 
 /// What happened in one epoch.
@@ -204,11 +204,18 @@ pub fn run<T: Trainee>(
     let mut pos = Position::default();
     let mut writer = None;
     // Over several ranks: this rank's part of each global batch; rank 0 alone writes.
-    let mut dp = parallel::current().map(|c| DataParallel::new(c, model.store()));
+    let mut dp =
+        parallel::current_split().map(|(c, split)| DataParallel::new(c, split, model.store()));
     let (rank, size) = dp
         .as_ref()
         .map_or((0, 1), |d| (d.coll().rank(), d.coll().size()));
-    let batch_size = parallel::local_batch_size(opts.batch_size, rank, size);
+    let slices = dp.as_ref().is_some_and(|d| d.split() == Split::Slices);
+    // The batches this rank reads: global ones to take its block of, or its own share's.
+    let batch_size = if slices || size == 1 {
+        opts.batch_size
+    } else {
+        parallel::local_batch_size(opts.batch_size, rank, size)
+    };
     if let Some(sd) = state {
         let mut w = None;
         if rank == 0 {
@@ -240,7 +247,18 @@ pub fn run<T: Trainee>(
     };
     let local_batches = train.n_rows().div_ceil(batch_size);
     let n_batches = match &dp {
-        Some(d) => d.max_over_ranks(local_batches).map_err(TrainError::from)?,
+        Some(d) => {
+            let most = d.max_over_ranks(local_batches).map_err(TrainError::from)?;
+            if slices && most != local_batches {
+                return Err(TrainError::RanksDiffer {
+                    rank,
+                    batches: local_batches,
+                    most,
+                }
+                .into());
+            }
+            most
+        }
         None => local_batches,
     };
     let mut trained_here = 0usize;
@@ -264,6 +282,15 @@ pub fn run<T: Trainee>(
                         .map_err(|e| InputError::Data(format!("the training set: {e}")))?;
                 }
             }
+            // With slices, this rank's block of the global batch.
+            let batch = match batch {
+                Some(b) if slices => Some(
+                    b.part(parallel::local_range(b.n_rows, rank, size))
+                        .into_owned(),
+                ),
+                b => b,
+            };
+            let batch = batch.filter(|b| b.n_rows > 0);
             let local_rows = batch.as_ref().map_or(0, |b| b.n_rows);
             let local = match &batch {
                 Some(batch) => model.gradients(batch)?,

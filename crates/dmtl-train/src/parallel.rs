@@ -8,10 +8,12 @@
 //! does it when `mpirun` started it; MPI itself is one per process). While it is installed and
 //! holds more than one rank, [`crate::epochs::run`] trains data-parallel:
 //!
-//! - the training source passed on each rank is that rank's share of the log; each rank's part
-//!   of a global batch of `batch_size` rows is its share of `batch_size` ([`local_batch_size`],
-//!   e.g. 512 of 1,024 on each of 2 ranks), and an epoch has as many steps as the rank with the
-//!   most batches (a rank out of rows contributes nothing to the last steps);
+//! - each global batch of `batch_size` rows is split over the ranks (512 rows each of 1,024 on
+//!   2 ranks): with [`Split::Slices`] every rank holds the whole training set and takes its
+//!   block of each global batch, in the order one process trains on; with [`Split::Shares`]
+//!   every rank holds its own share and takes batches of its part of `batch_size`
+//!   ([`local_batch_size`]), and an epoch has as many steps as the rank with the most batches
+//!   (a rank out of rows contributes nothing to the last steps);
 //! - each rank's gradient (of the mean loss over its own rows) is weighted by its share of the
 //!   step's rows, so the sum over ranks is the gradient of the global batch's mean loss, as one
 //!   process at the global batch would compute it, up to summation order ([`sum_step`]);
@@ -35,14 +37,30 @@ use dmtl_tensor::parallel::shard_ranges;
 use dmtl_tensor::{Grads, ParamStore};
 
 thread_local! {
-    static WORLD: RefCell<Option<Rc<dyn Collective>>> = const { RefCell::new(None) };
+    static WORLD: RefCell<Option<(Rc<dyn Collective>, Split)>> = const { RefCell::new(None) };
+}
+
+/// What the training source of each rank holds, and so how a global batch is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Every rank's source is the whole training set, the same on every rank: the epoch's
+    /// global batches come in the order one process would train on them, and each rank takes
+    /// its block of rows of each ([`local_range`]). Two ranks then train exactly what one
+    /// process with as many row shards trains (up to the order of sums; the same bits when each
+    /// rank computes its block in one piece).
+    Slices,
+    /// Every rank's source is its own share of the training set (e.g. read with
+    /// `ReadOptions::with_shard`): each rank takes batches of its share of the global batch size
+    /// ([`local_batch_size`]) in its own shuffled order. Memory and reading scale with the ranks;
+    /// the sample order differs from one process's.
+    Shares,
 }
 
 /// Keeps a collective installed for the calling thread; the previous one (usually none) comes
 /// back when it is dropped.
 #[must_use = "the collective is uninstalled when the guard is dropped"]
 pub struct WorldGuard {
-    previous: Option<Rc<dyn Collective>>,
+    previous: Option<(Rc<dyn Collective>, Split)>,
 }
 
 impl Drop for WorldGuard {
@@ -53,15 +71,24 @@ impl Drop for WorldGuard {
 }
 
 /// Installs `coll` as the job's collective for the calling thread until the guard is dropped:
-/// [`crate::epochs::run`] on this thread then trains data-parallel over its ranks.
-pub fn install(coll: Rc<dyn Collective>) -> WorldGuard {
-    let previous = WORLD.with(|w| w.borrow_mut().replace(coll));
+/// [`crate::epochs::run`] on this thread then trains data-parallel over its ranks, on training
+/// sources that hold what `split` says.
+pub fn install(coll: Rc<dyn Collective>, split: Split) -> WorldGuard {
+    let previous = WORLD.with(|w| w.borrow_mut().replace((coll, split)));
     WorldGuard { previous }
 }
 
 /// The installed collective, when it holds more than one rank.
 pub fn current() -> Option<Rc<dyn Collective>> {
-    WORLD.with(|w| w.borrow().clone()).filter(|c| c.size() > 1)
+    current_split().map(|(c, _)| c)
+}
+
+/// The installed collective, when it holds more than one rank, and how its ranks split the
+/// training set.
+pub fn current_split() -> Option<(Rc<dyn Collective>, Split)> {
+    WORLD
+        .with(|w| w.borrow().clone())
+        .filter(|(c, _)| c.size() > 1)
 }
 
 /// This process's rank and the number of ranks (`(0, 1)` without a collective of several).
@@ -111,6 +138,7 @@ impl Computed {
 /// the exchanged buffers, and the time spent communicating.
 pub struct DataParallel {
     coll: Rc<dyn Collective>,
+    split: Split,
     layout: Layout,
     comm: Duration,
     steps: u64,
@@ -118,10 +146,11 @@ pub struct DataParallel {
 }
 
 impl DataParallel {
-    /// For the parameters of `store` (the same on every rank).
-    pub fn new(coll: Rc<dyn Collective>, store: &ParamStore) -> DataParallel {
+    /// For the parameters of `store` (the same on every rank), on sources split as `split`.
+    pub fn new(coll: Rc<dyn Collective>, split: Split, store: &ParamStore) -> DataParallel {
         DataParallel {
             coll,
+            split,
             layout: Layout::new(store),
             comm: Duration::ZERO,
             steps: 0,
@@ -132,6 +161,11 @@ impl DataParallel {
     /// The collective.
     pub fn coll(&self) -> &dyn Collective {
         &*self.coll
+    }
+
+    /// How the ranks split the training set.
+    pub fn split(&self) -> Split {
+        self.split
     }
 
     /// The largest `local` over the ranks (one all-gather).

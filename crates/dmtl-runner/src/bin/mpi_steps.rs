@@ -10,6 +10,9 @@
 //!   differ. The one process splits each global batch into the same row blocks as the ranks
 //!   (its shards, as one process with that many threads does), so that the two differ only in
 //!   the order the blocks' gradients are summed; `--reference-shards 1` computes it unsplit.
+//! - `mpi_steps --check-shares [--rows 10000]`: the epoch loop over shares
+//!   ([`dmtl_train::parallel::Split::Shares`]): each rank trains on its own round-robin share of
+//!   the rows; prints the steps, the loss and the parameters' hash (the same on every rank).
 //! - `mpi_steps --bench [--steps 200]`: impressions per second of the data-parallel step and the
 //!   share of it spent exchanging gradients (one JSON line from rank 0). Started without
 //!   `mpirun`, it times the step of one process on the whole batch.
@@ -27,7 +30,7 @@ use dmtl_teacher::{Teacher, TeacherConfig};
 use dmtl_tensor::optim::Adam;
 use dmtl_tensor::ParamStore;
 use dmtl_train::epochs::apply_step;
-use dmtl_train::parallel::{local_range, sum_step, Computed, DataParallel};
+use dmtl_train::parallel::{local_range, sum_step, Computed, DataParallel, Split};
 use reference::{random_dataset, reference_schema};
 
 /// Rows of a global batch.
@@ -137,6 +140,42 @@ fn check(world: &dyn Collective, steps: usize, reference_shards: Option<usize>) 
     }
 }
 
+/// The epoch loop over shares ([`Split::Shares`]): every rank trains the teacher on its own
+/// round-robin share of `rows` random rows (of different sizes when the ranks do not divide
+/// `rows`), one epoch of global batches of 1,024. The loop checks after the epoch that every
+/// rank holds the same parameters; this prints the steps taken and the loss, which must be
+/// the same on every rank.
+fn check_shares(world: Rc<dyn Collective>, rows: usize) {
+    let (rank, size) = (world.rank(), world.size());
+    let (schema, vocabs) = reference_schema();
+    let data = random_dataset(rows, 2).shard(rank, size);
+    let mut teacher = unwrap_or_abort(
+        &*world,
+        Teacher::new(TeacherConfig::default(), &schema, &vocabs),
+    );
+    let opts = dmtl_train::TrainOptions {
+        epochs: 1,
+        batch_size: B,
+        ..Default::default()
+    };
+    let _installed = dmtl_train::parallel::install(world.clone(), Split::Shares);
+    let mut steps = 0;
+    let hist = unwrap_or_abort(
+        &*world,
+        teacher.train_from(&data, None, &opts, None, |e| {
+            if let dmtl_train::TrainEvent::Batch { .. } = e {
+                steps += 1;
+            }
+        }),
+    );
+    let hash = unwrap_or_abort(&*world, check_same_params(&*world, teacher.store()));
+    println!(
+        "mpi_steps: rank {rank} of {size}: shares of {rows} rows ({} here): {steps} steps, \
+         train loss {:.6}, parameters {hash:016x}",
+        data.n_rows, hist.epochs[0].train_loss
+    );
+}
+
 fn bench(world: Rc<dyn Collective>, steps: usize) {
     let (rank, size) = (world.rank(), world.size());
     let (schema, vocabs) = reference_schema();
@@ -148,7 +187,7 @@ fn bench(world: Rc<dyn Collective>, steps: usize) {
         Teacher::new(TeacherConfig::default(), &schema, &vocabs),
     );
     let mut adam = Adam::new(1e-3);
-    let mut dp = DataParallel::new(world.clone(), teacher.store());
+    let mut dp = DataParallel::new(world.clone(), Split::Slices, teacher.store());
     let mut comm_at_start = 0.0;
     let mut t0 = Instant::now();
     for i in 0..WARMUP + steps {
@@ -211,6 +250,8 @@ fn main() {
     };
     if args.iter().any(|a| a == "--bench") {
         bench(world, arg(&args, "--steps").unwrap_or(200));
+    } else if args.iter().any(|a| a == "--check-shares") {
+        check_shares(world, arg(&args, "--rows").unwrap_or(10_000));
     } else if args.iter().any(|a| a == "--check") {
         check(
             &*world,
@@ -219,7 +260,8 @@ fn main() {
         );
     } else {
         eprintln!(
-            "usage: mpi_steps --check [--steps N] [--reference-shards S] | --bench [--steps N]"
+            "usage: mpi_steps --check [--steps N] [--reference-shards S] | --check-shares \
+             [--rows N] | --bench [--steps N]"
         );
         std::process::exit(2);
     }
