@@ -31,6 +31,8 @@ Commands:
                    `cargo bench --workspace`.
   train|score|export|retrieve|simulate|serve [args]
                    The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
+                   `train --ranks N [args]`: data-parallel training on N processes under
+                   mpirun (builds with the `mpi` feature; installs OpenMPI where it can).
   setup            Only check for (and install) the system libraries.
 
 Set DMTL_PURE_RUST=1 to build without OpenBLAS (ndarray's pure-Rust matrix product).
@@ -85,13 +87,36 @@ fn main() {
             if !pure {
                 ensure_openblas();
             }
-            runner(&root, &args);
+            match ranks_arg(cmd, rest) {
+                Some((ranks, other)) if ranks > 1 => mpi::train(&root, ranks, &other),
+                _ => runner(&root, &args),
+            }
         }
         other => {
             eprintln!("error: unknown command `{other}`\n\n{HELP}");
             exit(2);
         }
     }
+}
+
+/// `train --ranks N ...`: N and the other arguments (exits with a message when N is not a
+/// whole number).
+fn ranks_arg(cmd: &str, rest: &[String]) -> Option<(usize, Vec<String>)> {
+    if cmd != "train" {
+        return None;
+    }
+    let i = rest.iter().position(|a| a == "--ranks")?;
+    let Some(n) = rest
+        .get(i + 1)
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+    else {
+        eprintln!("error: --ranks needs a number of processes, e.g. --ranks 2");
+        exit(2);
+    };
+    let mut other = rest.to_vec();
+    other.drain(i..i + 2);
+    Some((n, other))
 }
 
 fn workspace_root() -> PathBuf {
@@ -150,7 +175,7 @@ fn openblas_present() -> bool {
         .any(|d| Path::new(d).join("libopenblas.so").exists())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

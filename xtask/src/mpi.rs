@@ -76,4 +76,74 @@ pub fn test(root: &Path, pure: bool) {
         c.arg("--no-default-features");
     }
     run(c);
+    // Data-parallel training: the split step against one process, `dmtl train` on 2 ranks.
+    let mut c = cargo(root);
+    c.args([
+        "test",
+        "-p",
+        "dmtl-runner",
+        "--features",
+        "mpi",
+        "--test",
+        "mpi",
+    ]);
+    if pure {
+        c.arg("--no-default-features");
+    }
+    run(c);
+}
+
+/// Makes sure MPI is there (installing it where it can), or stops with one sentence.
+fn ensure_mpi() {
+    if !mpi_present() && can_apt_install() {
+        eprintln!("xtask: installing {} with apt-get", PACKAGES.join(" "));
+        apt_install(&PACKAGES);
+    }
+    if !mpi_present() {
+        eprintln!(
+            "error: training over several ranks needs {} (mpirun, mpicc, libclang); install \
+             them, or run as root where apt-get can",
+            PACKAGES.join(" ")
+        );
+        std::process::exit(1);
+    }
+}
+
+/// `cargo xtask train --ranks N [dmtl train args]`: builds `dmtl` in release mode with the
+/// `mpi` feature and starts `dmtl train` on `N` ranks under `mpirun` on this machine, each rank
+/// with its share of the cores as BLAS and Rayon threads (at least one).
+pub fn train(root: &Path, ranks: usize, args: &[String]) {
+    ensure_mpi();
+    let mut c = cargo(root);
+    c.args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "dmtl-runner",
+        "--features",
+        "mpi",
+        "--bin",
+        "dmtl",
+    ]);
+    run(c);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("DMTL_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or((cores / ranks).max(1));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let mut c = std::process::Command::new("mpirun");
+    c.args(["--oversubscribe", "--bind-to", "none"]);
+    if crate::is_root() {
+        c.arg("--allow-run-as-root");
+    }
+    c.args(["-x", &format!("DMTL_THREADS={threads}")]);
+    c.args(["-np", &ranks.to_string()]);
+    c.arg(target.join("release").join("dmtl"));
+    c.arg("train");
+    c.args(args);
+    run(c);
 }

@@ -334,6 +334,42 @@ impl Dataset {
         }
     }
 
+    /// The dataset of the rows `rows` (in that order): every per-row column gathered, the raw
+    /// ids of the groups kept, so a row keeps its group.
+    ///
+    /// # Panics
+    /// When a row is `>= n_rows`.
+    pub fn select(&self, rows: &[u32]) -> Dataset {
+        let b = self.batch(rows);
+        Dataset {
+            fields: b.fields,
+            click: b.click,
+            duration: b.duration,
+            long_read: b.long_read,
+            user_group: b.user_group,
+            user_ids: self.user_ids.clone(),
+            item_group: b.item_group,
+            item_ids: self.item_ids.clone(),
+            n_rows: b.n_rows,
+        }
+    }
+
+    /// Rank `rank`'s share of the rows when `ranks` ranks split the dataset for data-parallel
+    /// training: rows `rank, rank + ranks, rank + 2 ranks, ...` (round robin, so every share
+    /// samples the whole log alike and the shares differ by at most one row; together they are
+    /// every row exactly once).
+    ///
+    /// # Panics
+    /// When `rank >= ranks`.
+    pub fn shard(&self, rank: usize, ranks: usize) -> Dataset {
+        assert!(rank < ranks, "rank {rank} of {ranks}");
+        let rows: Vec<u32> = (rank..self.n_rows)
+            .step_by(ranks)
+            .map(|r| r as u32)
+            .collect();
+        self.select(&rows)
+    }
+
     /// The row order of one epoch: `0..n_rows`, shuffled when `shuffle = Some((seed, epoch))`.
     /// The same seed and epoch always give the same order; each epoch draws from its own
     /// ChaCha8 stream, so different epochs give different orders.

@@ -35,6 +35,31 @@ pub fn param_hash(store: &ParamStore) -> u64 {
     h
 }
 
+/// The 64-bit FNV-1a hash of `bytes`.
+pub fn bytes_hash(bytes: &[u8]) -> u64 {
+    fnv1a(FNV_OFFSET, bytes)
+}
+
+/// The first rank whose `local` hash differs from rank 0's, with its hash and rank 0's (one
+/// all-gather); `None` when every rank holds the same.
+///
+/// # Errors
+/// What the collective returns.
+pub fn first_differing<C: Collective + ?Sized>(
+    coll: &C,
+    local: u64,
+) -> Result<Option<(usize, u64, u64)>, DistError> {
+    let g = coll.all_gather_u32(&[local as u32, (local >> 32) as u32])?;
+    let hashes: Vec<u64> = g
+        .parts()
+        .map(|p| u64::from(p[0]) | (u64::from(p[1]) << 32))
+        .collect();
+    Ok(hashes
+        .iter()
+        .position(|&x| x != hashes[0])
+        .map(|r| (r, hashes[r], hashes[0])))
+}
+
 /// Checks that the parameters are the same on every rank (one all-gather of every rank's
 /// [`param_hash`]); returns the hash.
 ///
@@ -46,17 +71,12 @@ pub fn check_same_params<C: Collective + ?Sized>(
     store: &ParamStore,
 ) -> Result<u64, DistError> {
     let h = param_hash(store);
-    let g = coll.all_gather_u32(&[h as u32, (h >> 32) as u32])?;
-    let hashes: Vec<u64> = g
-        .parts()
-        .map(|p| u64::from(p[0]) | (u64::from(p[1]) << 32))
-        .collect();
-    match hashes.iter().position(|&x| x != hashes[0]) {
-        Some(first) => Err(DistError::ParamsDiffer {
+    match first_differing(coll, h)? {
+        Some((first, hash, expected)) => Err(DistError::ParamsDiffer {
             rank: coll.rank(),
             first,
-            hash: hashes[first],
-            expected: hashes[0],
+            hash,
+            expected,
         }),
         None => Ok(h),
     }

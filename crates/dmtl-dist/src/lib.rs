@@ -29,7 +29,7 @@ pub mod shares;
 pub use collective::{abort_with, unwrap_or_abort, Collective, Gathered};
 pub use error::DistError;
 pub use exchange::{sum_over_ranks, ExchangeStats, Layout, Summed};
-pub use hash::{check_same_params, param_hash};
+pub use hash::{bytes_hash, check_same_params, first_differing, param_hash};
 pub use launch::world;
 pub use local::Local;
 #[cfg(feature = "mpi")]

@@ -78,7 +78,7 @@ pub fn train_config(
 
 /// Whether a training error is a requested stop (`stop_after_batches`) after which the state
 /// was saved.
-fn interrupted(e: &anyhow::Error) -> bool {
+pub(crate) fn interrupted(e: &anyhow::Error) -> bool {
     use dmtl_teacher::TrainError::Interrupted;
     matches!(
         e.downcast_ref(),

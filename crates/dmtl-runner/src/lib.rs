@@ -76,6 +76,7 @@ pub mod plots;
 pub mod preflight;
 pub mod prepare;
 pub mod progress;
+pub mod ranks;
 pub mod report;
 pub mod stages;
 pub mod states;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use dmtl_runner::commands::{self, DemoOptions};
 use dmtl_runner::config::{ModelName, Scale};
 use dmtl_runner::progress::Progress;
+use dmtl_runner::ranks::{self, Ranks};
 
 /// DMTL: a multi-task teacher (MMoE + ESMM) distilled into a two-tower candidate generator, and
 /// the paper's comparison against two towers trained on clicks, long reads and durations.
@@ -184,13 +185,39 @@ fn main() -> ExitCode {
         }
     }
     dmtl_tensor::threads::init(cli.threads);
-    let progress = Progress::new(cli.quiet);
-    match run(cli.command, &progress) {
-        Ok(()) => ExitCode::SUCCESS,
+    // Under `mpirun -np N` (N > 1): this process is one rank of a data-parallel job.
+    let ranks = match Ranks::join() {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let rank = ranks.as_ref().map_or(0, Ranks::rank);
+    if let Some(r) = &ranks {
+        if !matches!(cli.command, Command::Train { .. }) {
+            r.abort(&anyhow::anyhow!(
+                "only `dmtl train` runs over several ranks ({} were started); run the other \
+                 commands in one process",
+                r.size()
+            ));
+        }
+    }
+    let progress = Progress::new(cli.quiet || rank > 0);
+    match run(cli.command, &progress, rank) {
+        Ok(()) => ExitCode::SUCCESS,
+        // One rank failing ends the whole job, naming the rank.
+        Err(e) => match &ranks {
+            Some(r) if r.stopped_everywhere(&e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+            Some(r) => r.abort(&e),
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -201,7 +228,7 @@ fn max_threads() -> usize {
     (4 * cores).max(64)
 }
 
-fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
+fn run(command: Command, progress: &Progress, rank: usize) -> anyhow::Result<()> {
     match command {
         Command::Demo {
             seeds,
@@ -234,6 +261,9 @@ fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
             out,
             resume,
         } => {
+            if rank > 0 {
+                return ranks::train_follower(config.as_deref(), resume.as_deref(), rank, progress);
+            }
             let (dir, m) = match (&resume, &config) {
                 (Some(run), _) => commands::train_resume(run, progress)?,
                 (None, Some(config)) => commands::train(config, out.as_deref(), progress)?,

@@ -115,6 +115,8 @@ fn checked_data(
         cfg.stages.from_run.as_deref()
     };
     let data = prepare_data_in(cfg, vocab_run, progress)?;
+    // Over several ranks, every rank must have built the same vocabularies.
+    crate::ranks::check_same_data(&data)?;
     if resume {
         let saved = Schema::load(dir.join(SCHEMA_FILE))?;
         if saved != data.schema {

@@ -2,10 +2,10 @@
 //! objective, epochs of Adam, validation after each epoch, early stopping on the long-read AUC.
 
 use dmtl_data::{Batch, BatchSource, Dataset};
-use dmtl_tensor::optim::Adam;
 use dmtl_tensor::{Grads, ParamStore};
-use dmtl_train::epochs::{self, Step, Trainee};
+use dmtl_train::epochs::{self, Trainee};
 use dmtl_train::state::{self, StateDir};
+use dmtl_train::Computed;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
@@ -89,17 +89,16 @@ impl<S: FnMut(&ParamStore, &Batch) -> Result<StepLoss>> Trainee for StudentRun<'
         self.store
     }
 
-    fn step(&mut self, adam: &mut Adam, batch: &Batch, clip_norm: Option<f64>) -> Result<Step> {
+    fn gradients(&mut self, batch: &Batch) -> Result<Computed> {
         let StepLoss {
-            mut grads,
+            grads,
             total,
             teacher,
         } = (self.step)(self.store, batch)?;
-        let non_finite = epochs::apply_step(self.store, adam, total, &mut grads, clip_norm).err();
-        Ok(Step {
+        Ok(Computed {
             loss: total,
             parts: teacher.into_iter().collect(),
-            non_finite,
+            grads,
         })
     }
 

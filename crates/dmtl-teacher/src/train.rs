@@ -2,8 +2,9 @@
 
 use dmtl_data::{check_dataset_labels, Batch, BatchSource, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
-use dmtl_tensor::optim::{Adam, Optimizer};
+use dmtl_tensor::optim::Optimizer;
 use dmtl_tensor::parallel::data_parallel;
+use dmtl_tensor::Grads;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -15,7 +16,8 @@ pub use dmtl_train::epochs;
 /// The training state on disk, from `dmtl-train`.
 pub use dmtl_train::state;
 
-use epochs::{NonFiniteStep, Step, Trainee};
+use dmtl_train::Computed;
+use epochs::{NonFiniteStep, Trainee};
 
 /// Validation metrics of one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,20 +89,14 @@ pub struct StepLoss {
 }
 
 impl Teacher {
-    /// One optimisation step on `batch`: forward, the ESMM loss (mean over the batch,
-    /// `w = config.ctcvr_weight`), backward, optional clipping of the global gradient norm,
-    /// and `opt`'s update. Returns the loss before the update. When the loss or a gradient is
-    /// not finite the parameters are left untouched.
+    /// The ESMM loss on `batch` (mean over the batch, `w = config.ctcvr_weight`) and its
+    /// gradients, the parameters untouched: the forward and backward half of
+    /// [`Teacher::train_step`]. Returns the gradients and the loss (its `non_finite_*` fields
+    /// unset).
     ///
     /// # Panics
-    /// When the batch is unlabelled or does not fit the schema and vocabularies
-    /// ([`Teacher::train`] checks its datasets once and returns an error instead).
-    pub fn train_step(
-        &mut self,
-        opt: &mut (impl Optimizer + Clone),
-        batch: &Batch,
-        clip_norm: Option<f64>,
-    ) -> StepLoss {
+    /// When the batch is unlabelled or does not fit the schema and vocabularies.
+    pub fn gradients(&self, batch: &Batch) -> (Grads, StepLoss) {
         let w = self.config().ctcvr_weight;
         // Row shards of the batch run forward and backward in parallel (one per thread).
         let sharded = data_parallel(self.store(), batch.n_rows, |g, rows| {
@@ -129,7 +125,24 @@ impl Teacher {
             non_finite_grad: None,
             non_finite_update: None,
         };
-        let mut grads = sharded.grads;
+        (sharded.grads, values)
+    }
+
+    /// One optimisation step on `batch`: forward, the ESMM loss (mean over the batch,
+    /// `w = config.ctcvr_weight`), backward, optional clipping of the global gradient norm,
+    /// and `opt`'s update. Returns the loss before the update. When the loss or a gradient is
+    /// not finite the parameters are left untouched.
+    ///
+    /// # Panics
+    /// When the batch is unlabelled or does not fit the schema and vocabularies
+    /// ([`Teacher::train`] checks its datasets once and returns an error instead).
+    pub fn train_step(
+        &mut self,
+        opt: &mut (impl Optimizer + Clone),
+        batch: &Batch,
+        clip_norm: Option<f64>,
+    ) -> StepLoss {
+        let (mut grads, values) = self.gradients(batch);
         match epochs::apply_step(self.store_mut(), opt, values.total, &mut grads, clip_norm) {
             Ok(()) | Err(NonFiniteStep::Loss) => values,
             Err(NonFiniteStep::Gradient(id)) => StepLoss {
@@ -258,17 +271,17 @@ impl Trainee for TeacherRun<'_> {
         self.teacher.store_mut()
     }
 
-    fn step(&mut self, adam: &mut Adam, batch: &Batch, clip_norm: Option<f64>) -> Result<Step> {
+    fn gradients(&mut self, batch: &Batch) -> Result<Computed> {
         if self.stream {
             self.teacher
                 .embeddings()
                 .check_fields(&batch.fields, batch.n_rows)?;
         }
-        let loss = self.teacher.train_step(adam, batch, clip_norm);
-        Ok(Step {
+        let (grads, loss) = self.teacher.gradients(batch);
+        Ok(Computed {
             loss: loss.total,
             parts: vec![loss.ctr, loss.ctcvr],
-            non_finite: loss.non_finite(),
+            grads,
         })
     }
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{OnNonFinite, TrainOptions};
 use crate::error::{InputError, StateError, TrainError};
+use crate::parallel::{self, Computed, DataParallel, Split};
 use crate::state::{self, Position, StateDir, StateWriter};
 
 /// What happened in one epoch.
@@ -43,6 +44,11 @@ pub struct EpochReport<P, V> {
     /// Batches whose update was skipped (`on_non_finite = "skip"`); 0 otherwise.
     #[serde(default)]
     pub skipped_batches: usize,
+    /// Over several ranks ([`crate::parallel`]): seconds this rank spent exchanging gradients
+    /// since training started in this process (waiting for the other ranks included); `None`
+    /// in one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_seconds: Option<f64>,
 }
 
 /// Progress reported to the callback of a training function.
@@ -94,25 +100,13 @@ pub type HistoryOf<T> = TrainHistory<<T as Trainee>::Parts, <T as Trainee>::Vali
 /// Why a step left the parameters and the optimizer as they were.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonFiniteStep {
-    /// The loss is NaN or infinite (its value is [`Step::loss`]).
+    /// The loss is NaN or infinite.
     Loss,
     /// This parameter's gradient holds a NaN or infinity.
     Gradient(ParamId),
     /// The update would have written a NaN or infinity into this parameter or its optimizer
     /// state.
     Update(ParamId),
-}
-
-/// One batch's outcome, as [`Trainee::step`] reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// The batch's mean total loss, before the update.
-    pub loss: f32,
-    /// The loss parts the epoch sums besides the total, in the order [`Trainee::parts`] reads
-    /// them (fewer than [`Trainee::PARTS`]: the others add nothing).
-    pub parts: Vec<f32>,
-    /// Set when the update was not applied.
-    pub non_finite: Option<NonFiniteStep>,
 }
 
 /// Applies one step's gradients to `store` unless something is not finite: the loss, then
@@ -157,15 +151,10 @@ pub trait Trainee {
     /// The same, to load a state or restore the best epoch into.
     fn store_mut(&mut self) -> &mut ParamStore;
 
-    /// One optimisation step on `batch` with `adam` (clipping the global gradient norm to
-    /// `clip_norm`), usually through [`apply_step`]. A batch of a streamed source has had its
-    /// labels checked; the model checks that it fits its fields.
-    fn step(
-        &mut self,
-        adam: &mut Adam,
-        batch: &Batch,
-        clip_norm: Option<f64>,
-    ) -> Result<Step, Self::Error>;
+    /// The loss, its parts and the gradients on `batch` (the loop checks, clips, exchanges
+    /// between ranks and applies them; see [`apply_step`]). A batch of a streamed source has
+    /// had its labels checked; the model checks that it fits its fields.
+    fn gradients(&mut self, batch: &Batch) -> Result<Computed, Self::Error>;
 
     /// The validation report after an epoch, `None` without a validation set.
     fn validate(&mut self) -> Result<Option<Self::Valid>, Self::Error>;
@@ -214,8 +203,24 @@ pub fn run<T: Trainee>(
     let mut best: Option<(f64, usize, ParamStore)> = None;
     let mut pos = Position::default();
     let mut writer = None;
+    // Over several ranks: this rank's part of each global batch; rank 0 alone writes.
+    let mut dp =
+        parallel::current_split().map(|(c, split)| DataParallel::new(c, split, model.store()));
+    let (rank, size) = dp
+        .as_ref()
+        .map_or((0, 1), |d| (d.coll().rank(), d.coll().size()));
+    let slices = dp.as_ref().is_some_and(|d| d.split() == Split::Slices);
+    // The batches this rank reads: global ones to take its block of, or its own share's.
+    let batch_size = if slices || size == 1 {
+        opts.batch_size
+    } else {
+        parallel::local_batch_size(opts.batch_size, rank, size)
+    };
     if let Some(sd) = state {
-        let mut w = StateWriter::new(&sd.dir)?;
+        let mut w = None;
+        if rank == 0 {
+            w = Some(StateWriter::new(&sd.dir)?);
+        }
         if sd.resume {
             if let Some(l) = state::load(&sd.dir, name, fingerprint, model.store())? {
                 *model.store_mut() = l.params;
@@ -224,10 +229,12 @@ pub fn run<T: Trainee>(
                 history = l.history;
                 best = l.best;
                 pos = l.position;
-                w = l.writer;
+                if rank == 0 {
+                    w = Some(l.writer);
+                }
             }
         }
-        writer = Some(w);
+        writer = w;
     }
     // The state as a checkpoint mid-epoch and at an epoch's end write it.
     let write_state = |w: &mut StateWriter,
@@ -238,7 +245,22 @@ pub fn run<T: Trainee>(
                        history: &HistoryOf<T>| {
         w.write(name, fingerprint, store, adam, best_ref(best), pos, history)
     };
-    let n_batches = train.n_rows().div_ceil(opts.batch_size);
+    let local_batches = train.n_rows().div_ceil(batch_size);
+    let n_batches = match &dp {
+        Some(d) => {
+            let most = d.max_over_ranks(local_batches).map_err(TrainError::from)?;
+            if slices && most != local_batches {
+                return Err(TrainError::RanksDiffer {
+                    rank,
+                    batches: local_batches,
+                    most,
+                }
+                .into());
+            }
+            most
+        }
+        None => local_batches,
+    };
     let mut trained_here = 0usize;
     while pos.epoch < opts.epochs && !pos.stopped_early {
         let epoch = pos.epoch;
@@ -248,22 +270,59 @@ pub fn run<T: Trainee>(
         if pos.loss_sums.len() != 1 + T::PARTS {
             pos.loss_sums = vec![0.0; 1 + T::PARTS];
         }
-        let batches =
-            train.epoch_batches(opts.batch_size, Some((opts.seed, epoch as u64)), pos.batch)?;
-        for batch in batches {
+        let mut batches =
+            train.epoch_batches(batch_size, Some((opts.seed, epoch as u64)), pos.batch)?;
+        while pos.batch < n_batches {
             let b = pos.batch;
-            let batch = batch?;
-            if train.in_memory().is_none() {
-                check_batch_labels(&batch)
-                    .map_err(|e| InputError::Data(format!("the training set: {e}")))?;
+            // A rank out of rows takes part in the step with none.
+            let batch = batches.next().transpose()?;
+            if let Some(batch) = &batch {
+                if train.in_memory().is_none() {
+                    check_batch_labels(batch)
+                        .map_err(|e| InputError::Data(format!("the training set: {e}")))?;
+                }
             }
-            let step = model.step(&mut adam, &batch, opts.clip_norm)?;
+            // With slices, this rank's block of the global batch.
+            let batch = match batch {
+                Some(b) if slices => Some(
+                    b.part(parallel::local_range(b.n_rows, rank, size))
+                        .into_owned(),
+                ),
+                b => b,
+            };
+            let batch = batch.filter(|b| b.n_rows > 0);
+            let local_rows = batch.as_ref().map_or(0, |b| b.n_rows);
+            let local = match &batch {
+                Some(batch) => model.gradients(batch)?,
+                None => Computed::empty(T::PARTS),
+            };
+            let (step, rows) = match dp.as_mut() {
+                Some(d) => {
+                    // Equal lengths on every rank, for the all-reduce.
+                    let mut local = local;
+                    local.parts.resize(T::PARTS, 0.0);
+                    d.sum_step(local, local_rows).map_err(TrainError::from)?
+                }
+                None => (local, local_rows),
+            };
+            let Computed {
+                loss,
+                parts,
+                mut grads,
+            } = step;
+            let outcome = apply_step(
+                model.store_mut(),
+                &mut adam,
+                loss,
+                &mut grads,
+                opts.clip_norm,
+            );
             let name_of = |id: ParamId| model.store().get(id).name.clone();
-            let failure = step.non_finite.map(|f| match f {
+            let failure = outcome.err().map(|f| match f {
                 NonFiniteStep::Loss => TrainError::NonFinite {
                     epoch,
                     batch: b,
-                    loss: step.loss,
+                    loss,
                 },
                 NonFiniteStep::Gradient(id) => TrainError::NonFiniteGradient {
                     epoch,
@@ -283,10 +342,10 @@ pub fn run<T: Trainee>(
                     pos.first_skip.get_or_insert_with(|| err.to_string());
                 }
                 None => {
-                    let n = batch.n_rows as f64;
-                    pos.rows += batch.n_rows;
-                    pos.loss_sums[0] += step.loss as f64 * n;
-                    for (sum, part) in pos.loss_sums[1..].iter_mut().zip(&step.parts) {
+                    let n = rows as f64;
+                    pos.rows += rows;
+                    pos.loss_sums[0] += loss as f64 * n;
+                    for (sum, part) in pos.loss_sums[1..].iter_mut().zip(&parts) {
                         *sum += *part as f64 * n;
                     }
                 }
@@ -296,7 +355,7 @@ pub fn run<T: Trainee>(
                 epoch,
                 batch: b,
                 n_batches,
-                loss: step.loss,
+                loss,
             });
             trained_here += 1;
             let stop = opts.stop_after_batches == Some(trained_here);
@@ -317,6 +376,7 @@ pub fn run<T: Trainee>(
                 .into());
             }
         }
+        drop(batches);
         if n_batches > 0 && pos.skipped >= n_batches {
             return Err(TrainError::AllSkipped {
                 epoch,
@@ -327,14 +387,31 @@ pub fn run<T: Trainee>(
         }
         let secs = base_seconds + start.elapsed().as_secs_f64();
         let rows = pos.rows.max(1) as f64;
+        let valid = match &dp {
+            None => model.validate()?,
+            Some(d) => {
+                // Rank 0 validates; every rank decides on its report.
+                let mut bytes = Vec::new();
+                if rank == 0 {
+                    bytes = serde_json::to_vec(&model.validate()?)
+                        .map_err(|e| TrainError::Report(e.to_string()))?;
+                }
+                d.coll()
+                    .broadcast_bytes(&mut bytes)
+                    .map_err(TrainError::from)?;
+                dmtl_dist::check_same_params(d.coll(), model.store()).map_err(TrainError::from)?;
+                serde_json::from_slice(&bytes).map_err(|e| TrainError::Report(e.to_string()))?
+            }
+        };
         let report = EpochReport {
             epoch,
             train_loss: pos.loss_sums[0] / rows,
             parts: model.parts(&pos.loss_sums, rows),
-            valid: model.validate()?,
+            valid,
             train_seconds: secs,
             impressions_per_second: pos.rows as f64 / secs.max(1e-9),
             skipped_batches: pos.skipped,
+            comm_seconds: dp.as_ref().map(|d| d.comm_time().as_secs_f64()),
         };
         progress(&TrainEvent::Epoch(report.clone()));
         // An undefined AUC (one class) never counts as an improvement.

@@ -51,6 +51,24 @@ pub enum TrainError {
         /// Why the first batch was skipped.
         first: String,
     },
+    /// Data-parallel training over several ranks failed: a collective call, or the ranks'
+    /// parameters differ (the error names the rank).
+    #[error(transparent)]
+    Distributed(#[from] dmtl_dist::DistError),
+    /// Over several ranks that should each hold the whole training set
+    /// ([`crate::parallel::Split::Slices`]), this rank's has another number of batches.
+    #[error("rank {rank}: the ranks hold different training sets ({batches} batches here, {most} on another rank); every rank must read the same log")]
+    RanksDiffer {
+        /// This rank.
+        rank: usize,
+        /// Batches of an epoch here.
+        batches: usize,
+        /// The most batches of an epoch on any rank.
+        most: usize,
+    },
+    /// Rank 0's validation report could not be passed to the other ranks.
+    #[error("the validation report could not be sent to the other ranks: {0}")]
+    Report(String),
     /// Training stopped on request (`train.stop_after_batches`) after writing its state;
     /// training again with the same state directory resumes at `epoch`, `batch`.
     #[error(

@@ -9,6 +9,8 @@
 //! - [`epochs`]: the epoch loop, [`epochs::run`], that any model implementing
 //!   [`epochs::Trainee`] trains under: shuffled batches, the non-finite policy, validation,
 //!   early stopping, progress events ([`TrainEvent`]) and the history ([`TrainHistory`]).
+//! - [`parallel`]: data-parallel training over the ranks of an MPI job: the global batch
+//!   split over ranks, gradients summed every step, rank 0 validating and writing.
 //! - [`state`]: the training state on disk ([`StateDir`]) an interrupted run resumes from,
 //!   and [`state::config_value`], a configuration's fingerprint.
 //! - [`checkpoint`]: a model on disk, its configuration ([`checkpoint::ModelConfig`], parsed
@@ -24,11 +26,13 @@ pub mod config;
 pub mod epochs;
 pub mod error;
 pub mod features;
+pub mod parallel;
 pub mod state;
 
 pub use checkpoint::{CheckpointError, ModelConfig};
 pub use config::{OnNonFinite, TrainOptions};
-pub use epochs::{EpochReport, Step, TrainEvent, TrainHistory, Trainee};
+pub use epochs::{EpochReport, TrainEvent, TrainHistory, Trainee};
 pub use error::{InputError, StateError, TrainError};
 pub use features::{EmbeddedField, FieldEmbeddingConfig, FieldEmbeddings};
+pub use parallel::Computed;
 pub use state::StateDir;

@@ -1,0 +1,245 @@
+//! Data-parallel training over the ranks of a job (`dmtl_dist`): every rank holds all
+//! parameters and its own share of the training log, each global batch is split over the ranks,
+//! and every step the ranks sum their gradients (one all-reduce of the dense ones, sparse
+//! embedding rows all-gathered; [`dmtl_dist::sum_over_ranks`]) so that every rank applies the
+//! same update and the parameters stay identical everywhere.
+//!
+//! The job's collective is installed once for the calling thread with [`install`] (the runner
+//! does it when `mpirun` started it; MPI itself is one per process). While it is installed and
+//! holds more than one rank, [`crate::epochs::run`] trains data-parallel:
+//!
+//! - each global batch of `batch_size` rows is split over the ranks (512 rows each of 1,024 on
+//!   2 ranks): with [`Split::Slices`] every rank holds the whole training set and takes its
+//!   block of each global batch, in the order one process trains on; with [`Split::Shares`]
+//!   every rank holds its own share and takes batches of its part of `batch_size`
+//!   ([`local_batch_size`]), and an epoch has as many steps as the rank with the most batches
+//!   (a rank out of rows contributes nothing to the last steps);
+//! - each rank's gradient (of the mean loss over its own rows) is weighted by its share of the
+//!   step's rows, so the sum over ranks is the gradient of the global batch's mean loss, as one
+//!   process at the global batch would compute it, up to summation order ([`sum_step`]);
+//! - the loss and its parts travel in the same all-reduce, so the non-finite checks, the epoch's
+//!   losses and the progress events are the same on every rank;
+//! - rank 0 alone validates and writes the training state; its validation report is broadcast
+//!   and early stopping decided from it on every rank alike;
+//! - after every epoch the ranks check that their parameters hash alike
+//!   ([`dmtl_dist::check_same_params`]).
+//!
+//! Without an installed collective, or with one of one rank, nothing of this runs and training
+//! is bit for bit what it is in one process.
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use dmtl_dist::{sum_over_ranks, Collective, DistError, ExchangeStats, Layout, Shares};
+use dmtl_tensor::parallel::shard_ranges;
+use dmtl_tensor::{Grads, ParamStore};
+
+thread_local! {
+    static WORLD: RefCell<Option<(Rc<dyn Collective>, Split)>> = const { RefCell::new(None) };
+}
+
+/// What the training source of each rank holds, and so how a global batch is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Every rank's source is the whole training set, the same on every rank: the epoch's
+    /// global batches come in the order one process would train on them, and each rank takes
+    /// its block of rows of each ([`local_range`]). Two ranks then train exactly what one
+    /// process with as many row shards trains (up to the order of sums; the same bits when each
+    /// rank computes its block in one piece).
+    Slices,
+    /// Every rank's source is its own share of the training set (e.g. read with
+    /// `ReadOptions::with_shard`): each rank takes batches of its share of the global batch size
+    /// ([`local_batch_size`]) in its own shuffled order. Memory and reading scale with the ranks;
+    /// the sample order differs from one process's.
+    Shares,
+}
+
+/// Keeps a collective installed for the calling thread; the previous one (usually none) comes
+/// back when it is dropped.
+#[must_use = "the collective is uninstalled when the guard is dropped"]
+pub struct WorldGuard {
+    previous: Option<(Rc<dyn Collective>, Split)>,
+}
+
+impl Drop for WorldGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        WORLD.with(|w| *w.borrow_mut() = previous);
+    }
+}
+
+/// Installs `coll` as the job's collective for the calling thread until the guard is dropped:
+/// [`crate::epochs::run`] on this thread then trains data-parallel over its ranks, on training
+/// sources that hold what `split` says.
+pub fn install(coll: Rc<dyn Collective>, split: Split) -> WorldGuard {
+    let previous = WORLD.with(|w| w.borrow_mut().replace((coll, split)));
+    WorldGuard { previous }
+}
+
+/// The installed collective, when it holds more than one rank.
+pub fn current() -> Option<Rc<dyn Collective>> {
+    current_split().map(|(c, _)| c)
+}
+
+/// The installed collective, when it holds more than one rank, and how its ranks split the
+/// training set.
+pub fn current_split() -> Option<(Rc<dyn Collective>, Split)> {
+    WORLD
+        .with(|w| w.borrow().clone())
+        .filter(|(c, _)| c.size() > 1)
+}
+
+/// This process's rank and the number of ranks (`(0, 1)` without a collective of several).
+pub fn rank_and_size() -> (usize, usize) {
+    current().map_or((0, 1), |c| (c.rank(), c.size()))
+}
+
+/// This rank's part of a global batch of `batch_size` rows over `size` ranks: the rank's range
+/// of [`shard_ranges`]`(batch_size, size)` (at least one row).
+pub fn local_batch_size(batch_size: usize, rank: usize, size: usize) -> usize {
+    local_range(batch_size, rank, size).len().max(1)
+}
+
+/// This rank's rows of a global batch of `n_rows` rows: its range of
+/// [`shard_ranges`]`(n_rows, size)`, empty when the batch has fewer rows than ranks.
+pub fn local_range(n_rows: usize, rank: usize, size: usize) -> Range<usize> {
+    shard_ranges(n_rows, size)
+        .get(rank)
+        .cloned()
+        .unwrap_or(0..0)
+}
+
+/// One batch's loss, loss parts and gradients on one rank (or, after [`sum_step`], over the
+/// global batch).
+#[derive(Debug, Clone)]
+pub struct Computed {
+    /// The mean total loss over the batch's rows.
+    pub loss: f32,
+    /// The mean loss parts (see `Trainee::parts`).
+    pub parts: Vec<f32>,
+    /// The gradients of `loss`.
+    pub grads: Grads,
+}
+
+impl Computed {
+    /// What a rank without rows in a step contributes: no gradient, zero losses.
+    pub fn empty(parts: usize) -> Computed {
+        Computed {
+            loss: 0.0,
+            parts: vec![0.0; parts],
+            grads: Grads::new(0),
+        }
+    }
+}
+
+/// The training loop's side of a data-parallel job: the collective, where each gradient goes in
+/// the exchanged buffers, and the time spent communicating.
+pub struct DataParallel {
+    coll: Rc<dyn Collective>,
+    split: Split,
+    layout: Layout,
+    comm: Duration,
+    steps: u64,
+    sent: ExchangeStats,
+}
+
+impl DataParallel {
+    /// For the parameters of `store` (the same on every rank), on sources split as `split`.
+    pub fn new(coll: Rc<dyn Collective>, split: Split, store: &ParamStore) -> DataParallel {
+        DataParallel {
+            coll,
+            split,
+            layout: Layout::new(store),
+            comm: Duration::ZERO,
+            steps: 0,
+            sent: ExchangeStats::default(),
+        }
+    }
+
+    /// The collective.
+    pub fn coll(&self) -> &dyn Collective {
+        &*self.coll
+    }
+
+    /// How the ranks split the training set.
+    pub fn split(&self) -> Split {
+        self.split
+    }
+
+    /// The largest `local` over the ranks (one all-gather).
+    ///
+    /// # Errors
+    /// What the collective returns.
+    pub fn max_over_ranks(&self, local: usize) -> Result<usize, DistError> {
+        let v = local as u64;
+        let g = self.coll.all_gather_u32(&[v as u32, (v >> 32) as u32])?;
+        Ok(g.parts()
+            .map(|p| (u64::from(p[0]) | (u64::from(p[1]) << 32)) as usize)
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// The sum over ranks of one step: every rank's `local` computed on its `rows` rows,
+    /// weighted by its share of the step's rows. Returns the global batch's loss, parts and
+    /// gradients (the same bits on every rank) and its rows.
+    ///
+    /// # Errors
+    /// What the collective returns, and [`DistError::Layout`] when another rank's gradients do
+    /// not fit this model.
+    pub fn sum_step(
+        &mut self,
+        local: Computed,
+        rows: usize,
+    ) -> Result<(Computed, usize), DistError> {
+        let start = Instant::now();
+        let out = sum_step(&*self.coll, &self.layout, local, rows);
+        self.comm += start.elapsed();
+        let (summed, rows, stats) = out?;
+        self.steps += 1;
+        self.sent.reduced_floats += stats.reduced_floats;
+        self.sent.sparse_rows += stats.sparse_rows;
+        self.sent.gathered_bytes += stats.gathered_bytes;
+        Ok((summed, rows))
+    }
+
+    /// Time spent in [`DataParallel::sum_step`] so far (waiting for the other ranks included).
+    pub fn comm_time(&self) -> Duration {
+        self.comm
+    }
+
+    /// Steps exchanged so far and what this rank sent over them.
+    pub fn sent(&self) -> (u64, ExchangeStats) {
+        (self.steps, self.sent)
+    }
+}
+
+/// The sum over the ranks of `coll` of one step, as [`DataParallel::sum_step`] computes it:
+/// `local` (this rank's mean loss, parts and gradients over its `rows` rows) weighted by
+/// `rows / global rows`, the weighted losses carried in the same all-reduce as the dense
+/// gradients. Returns the global step, its rows and what this rank sent.
+///
+/// # Errors
+/// What the collective returns; [`DistError::Layout`] when another rank's gradients do not fit
+/// `layout`.
+pub fn sum_step<C: Collective + ?Sized>(
+    coll: &C,
+    layout: &Layout,
+    local: Computed,
+    rows: usize,
+) -> Result<(Computed, usize, ExchangeStats), DistError> {
+    let shares = Shares::gather(coll, rows as f64)?;
+    let w = shares.weight(coll.rank());
+    let w = if rows == 0 { 0.0 } else { w };
+    let mut extras = Vec::with_capacity(1 + local.parts.len());
+    extras.push(local.loss * w);
+    extras.extend(local.parts.iter().map(|p| p * w));
+    let summed = sum_over_ranks(coll, layout, &local.grads, w, &extras)?;
+    let computed = Computed {
+        loss: summed.extras[0],
+        parts: summed.extras[1..].to_vec(),
+        grads: summed.grads,
+    };
+    Ok((computed, shares.total() as usize, summed.stats))
+}
