@@ -24,6 +24,7 @@ pub mod config;
 pub mod epochs;
 pub mod error;
 pub mod features;
+mod history;
 pub mod state;
 
 pub use checkpoint::{CheckpointError, ModelConfig};
