@@ -7,52 +7,34 @@
 //! cargo run --release -p dmtl-joint --example compare -- [n_impressions] [epochs]
 //! ```
 
-use dmtl_data::sim::{SimConfig, Simulator};
-use dmtl_data::{split_train_test, Dataset, Schema, Vocabularies};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{world, world_student, world_teacher, world_training, World};
 use dmtl_joint::JointTrainer;
 use dmtl_loss::stable::prob_to_logit;
 use dmtl_student::eval::{
     evaluate_offline, offline_metrics, Evaluation, RetrievalConfig, RetrievalEvaluator,
 };
-use dmtl_student::{
-    DistillKind, ObjectiveConfig, OutputKind, Student, StudentConfig, TrainOptions,
-};
-use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
+use dmtl_student::{DistillKind, ObjectiveConfig, OutputKind, Student};
+use dmtl_teacher::Teacher;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     dmtl_tensor::threads::init(None);
     let args: Vec<String> = std::env::args().collect();
     let n_impressions: usize = args.get(1).map_or(Ok(100_000), |s| s.parse())?;
     let epochs: usize = args.get(2).map_or(Ok(3), |s| s.parse())?;
-    let sim = Simulator::new(SimConfig {
-        n_impressions,
-        embedding_dim: 8,
-        ..SimConfig::tiny()
-    });
-    let schema = Schema::from_toml_str(&sim.schema_toml(), "simulator schema")?;
-    let raw = sim.impressions();
-    let (train_raw, test_raw) = split_train_test(&raw, &schema, 1)?;
-    let vocabs = Vocabularies::build(&schema, &train_raw)?;
-    let train = Dataset::encode(&schema, &train_raw, &vocabs)?;
-    let test = Dataset::encode(&schema, &test_raw, &vocabs)?;
+    let World {
+        sim,
+        schema,
+        vocabs,
+        train,
+        test,
+    } = world(n_impressions)?;
     let ev = RetrievalEvaluator::new(&sim, &schema, &vocabs, &test, RetrievalConfig::default())?;
 
-    let tcfg = TeacherConfig {
-        body: dmtl_teacher::MmoeConfig {
-            n_experts: 2,
-            expert_hidden: vec![64, 32],
-            tower_hidden: vec![16],
-        }
-        .into(),
-        ..Default::default()
-    };
-    let topts = TrainConfig {
-        lr: 2e-3,
-        batch_size: 512,
-        epochs,
-        patience: 0,
-        ..Default::default()
-    };
+    let tcfg = world_teacher();
+    let topts = world_training(epochs);
     let mut teacher = Teacher::new(tcfg.clone(), &schema, &vocabs)?;
     teacher.train(&train, None, &topts, |_| {})?;
     let soft = teacher.predict(&train)?.p_ctcvr;
@@ -68,19 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         retrieval: None,
     }];
 
-    let cfg = |objective| StudentConfig {
-        user_layers: vec![64, 32],
-        item_layers: vec![64, 32],
-        objective,
-        train: TrainOptions {
-            lr: 2e-3,
-            batch_size: 512,
-            epochs,
-            patience: 0,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let cfg = |objective| world_student(objective, epochs);
     let distill = |loss| ObjectiveConfig::of(dmtl_student::objective::Distill { alpha: 1.0, loss });
     let runs = [
         (

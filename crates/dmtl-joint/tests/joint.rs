@@ -1,6 +1,9 @@
 //! Joint training: the distillation term sends no gradient into the teacher, the teacher's
 //! own loss none into the student, and a joint run trains both.
 
+mod common;
+
+use common::tiny_teacher;
 use dmtl_joint::JointTrainer;
 use dmtl_student::synthetic::{random_dataset, schema_and_vocabs, tiny_fields};
 use dmtl_student::{ObjectiveConfig, Student, StudentConfig, TrainOptions};
@@ -10,16 +13,7 @@ use dmtl_tensor::{Grads, Graph, ParamStore};
 fn setup() -> (JointTrainer, dmtl_data::Dataset) {
     let fields = tiny_fields();
     let (schema, vocabs) = schema_and_vocabs(&fields, 4);
-    let tcfg = TeacherConfig {
-        body: dmtl_teacher::MmoeConfig {
-            n_experts: 2,
-            expert_hidden: vec![8],
-            tower_hidden: vec![4],
-        }
-        .into(),
-        ..Default::default()
-    };
-    let teacher = Teacher::new(tcfg, &schema, &vocabs).unwrap();
+    let teacher = Teacher::new(tiny_teacher(), &schema, &vocabs).unwrap();
     let scfg = StudentConfig {
         user_layers: vec![8, 4],
         item_layers: vec![8, 4],

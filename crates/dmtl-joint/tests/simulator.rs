@@ -2,77 +2,18 @@
 //! better than the click-trained two-tower model (B1), retrieves articles with more true
 //! reading time and less click-bait, and comes close to its teacher.
 
-use dmtl_data::sim::{SimConfig, Simulator};
-use dmtl_data::{split_train_test, Dataset, Schema, Vocabularies};
+mod common;
+
+use common::{world, world_student, world_teacher, world_training};
 use dmtl_student::eval::{evaluate_offline, offline_metrics, RetrievalConfig, RetrievalEvaluator};
-use dmtl_student::{ObjectiveConfig, OutputKind, Student, StudentConfig, TrainOptions};
-use dmtl_teacher::{Teacher, TeacherConfig, TrainConfig};
-
-struct World {
-    sim: Simulator,
-    schema: Schema,
-    vocabs: Vocabularies,
-    train: Dataset,
-    test: Dataset,
-}
-
-fn world() -> World {
-    let sim = Simulator::new(SimConfig {
-        n_impressions: 100_000,
-        embedding_dim: 8,
-        ..SimConfig::tiny()
-    });
-    let schema = Schema::from_toml_str(&sim.schema_toml(), "simulator schema").unwrap();
-    let raw = sim.impressions();
-    let (train_raw, test_raw) = split_train_test(&raw, &schema, 1).unwrap();
-    let vocabs = Vocabularies::build(&schema, &train_raw).unwrap();
-    let train = Dataset::encode(&schema, &train_raw, &vocabs).unwrap();
-    let test = Dataset::encode(&schema, &test_raw, &vocabs).unwrap();
-    World {
-        sim,
-        schema,
-        vocabs,
-        train,
-        test,
-    }
-}
-
-fn student_config(objective: ObjectiveConfig) -> StudentConfig {
-    StudentConfig {
-        user_layers: vec![64, 32],
-        item_layers: vec![64, 32],
-        objective,
-        train: TrainOptions {
-            lr: 2e-3,
-            batch_size: 512,
-            epochs: 3,
-            patience: 0,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-}
+use dmtl_student::{ObjectiveConfig, OutputKind, Student};
+use dmtl_teacher::Teacher;
 
 #[test]
 fn distilled_student_beats_clicks_and_nears_the_teacher() {
-    let w = world();
-    let tcfg = TeacherConfig {
-        body: dmtl_teacher::MmoeConfig {
-            n_experts: 2,
-            expert_hidden: vec![64, 32],
-            tower_hidden: vec![16],
-        }
-        .into(),
-        ..Default::default()
-    };
-    let mut teacher = Teacher::new(tcfg, &w.schema, &w.vocabs).unwrap();
-    let topts = TrainConfig {
-        lr: 2e-3,
-        batch_size: 512,
-        epochs: 3,
-        patience: 0,
-        ..Default::default()
-    };
+    let w = world(100_000).unwrap();
+    let mut teacher = Teacher::new(world_teacher(), &w.schema, &w.vocabs).unwrap();
+    let topts = world_training(3);
     teacher.train(&w.train, None, &topts, |_| {}).unwrap();
     let soft = teacher.predict(&w.train).unwrap().p_ctcvr;
     let test_scores = teacher.predict(&w.test).unwrap();
@@ -85,14 +26,14 @@ fn distilled_student_beats_clicks_and_nears_the_teacher() {
         offline_metrics(&teacher_logit, OutputKind::LongReadProbability, &w.test).unwrap();
 
     let mut dmtl = Student::new(
-        student_config(ObjectiveConfig::default()),
+        world_student(ObjectiveConfig::default(), 3),
         &w.schema,
         &w.vocabs,
     )
     .unwrap();
     dmtl.train(&w.train, None, Some(&soft), |_| {}).unwrap();
     let mut click = Student::new(
-        student_config(ObjectiveConfig::of(dmtl_student::objective::ClickBce {})),
+        world_student(ObjectiveConfig::of(dmtl_student::objective::ClickBce {}), 3),
         &w.schema,
         &w.vocabs,
     )

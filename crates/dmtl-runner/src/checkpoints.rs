@@ -5,16 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
-use dmtl_data::{read_log, Dataset, ReadOptions, Schema, Side, Vocabularies};
+use dmtl_data::{Dataset, Schema, Vocabularies};
+use dmtl_student::run_folder::{self, RunFolderError};
 use dmtl_student::{Student, StudentError};
 use dmtl_teacher::{Teacher, TeacherError};
 use dmtl_tensor::TensorError;
 use safetensors::SafeTensors;
 
-use crate::columns::categorical;
 use crate::config::ModelName;
 use crate::fsutil::killed_build_hint;
-use crate::layout::{student_dir, teacher_dir, ITEMS_FILE, METRICS_FILE, SCHEMA_FILE, VOCAB_FILE};
+use crate::layout::{student_dir, teacher_dir, METRICS_FILE, VOCAB_FILE};
 
 /// The schema and vocabularies saved in a run folder.
 pub fn load_run_basics(run: &Path) -> Result<(Schema, Vocabularies)> {
@@ -25,10 +25,7 @@ pub fn load_run_basics(run: &Path) -> Result<(Schema, Vocabularies)> {
             killed_build_hint(run)
         );
     }
-    let schema = Schema::load(run.join(SCHEMA_FILE))?;
-    let vocabs = Vocabularies::load(run.join(VOCAB_FILE))?;
-    vocabs.check_against(&schema)?;
-    Ok((schema, vocabs))
+    Ok(run_folder::load_schema_and_vocabs(run)?)
 }
 
 /// The folder of `model`'s checkpoint in a run folder.
@@ -45,17 +42,23 @@ pub fn load_student(run: &Path, model: ModelName) -> Result<(Schema, Vocabularie
         bail!("the teacher is not a two-tower model (choose dmtl, b1, b2, b3-mse or b3-wlr)");
     }
     let (schema, vocabs) = load_run_basics(run)?;
-    let dir = model_dir(run, model);
-    if !dir.join(dmtl_student::two_tower::CONFIG_FILE).is_file() {
-        return Err(missing_model(run, model));
-    }
-    let s = Student::load(&dir, &schema, &vocabs).map_err(|e| {
-        let weights = match &e {
-            StudentError::Tensor(TensorError::Mismatch { path, .. }) => Some(path.clone()),
-            _ => None,
-        };
-        with_vocab_mismatch(e.into(), weights.as_deref(), run, &vocabs)
-    })?;
+    let s = match run_folder::load_student(run, model.as_str(), &schema, &vocabs) {
+        Ok(s) => s,
+        Err(RunFolderError::MissingModel(_)) => return Err(missing_model(run, model)),
+        Err(RunFolderError::Student(e)) => {
+            let weights = match &e {
+                StudentError::Tensor(TensorError::Mismatch { path, .. }) => Some(path.clone()),
+                _ => None,
+            };
+            return Err(with_vocab_mismatch(
+                e.into(),
+                weights.as_deref(),
+                run,
+                &vocabs,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((schema, vocabs, s))
 }
 
@@ -166,11 +169,5 @@ pub fn run_corpus(
     schema: &Schema,
     vocabs: &Vocabularies,
 ) -> Result<(Vec<String>, Dataset)> {
-    let raw = read_log(
-        run.join(ITEMS_FILE),
-        schema,
-        &ReadOptions::table_of(&[Side::Item]),
-    )?;
-    let ids = categorical(&raw, &schema.ids.item)?.to_vec();
-    Ok((ids, Dataset::encode(schema, &raw, vocabs)?))
+    Ok(run_folder::load_corpus(run, schema, vocabs)?)
 }

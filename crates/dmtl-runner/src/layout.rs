@@ -16,22 +16,18 @@
 
 use std::path::{Path, PathBuf};
 
+// What a two-tower model is loaded from (schema, vocabularies, `models/<name>/`, item corpus)
+// is named where `dmtl retrieve` and `dmtl serve` both load it.
+pub use dmtl_student::run_folder::{student_dir, ITEMS_FILE, MODELS_DIR, SCHEMA_FILE, VOCAB_FILE};
+
 /// The resolved configuration in a run folder.
 pub const CONFIG_FILE: &str = "config.toml";
 /// The input identities in a run folder (`dmtl train`).
 pub const INPUTS_FILE: &str = "inputs.json";
-/// The schema in a run folder.
-pub const SCHEMA_FILE: &str = "schema.toml";
-/// The vocabularies in a run folder.
-pub const VOCAB_FILE: &str = "vocab.json";
-/// The item corpus in a run folder.
-pub const ITEMS_FILE: &str = "items.parquet";
 /// One row per training user in a run folder.
 pub const USERS_FILE: &str = "users.parquet";
 /// The teacher's folder in a run folder.
 pub const TEACHER_DIR: &str = "teacher";
-/// The folder of the two-tower models (one sub-folder per model) in a run folder.
-pub const MODELS_DIR: &str = "models";
 /// The metrics in a run folder.
 pub const METRICS_FILE: &str = "metrics.json";
 /// The report in a run folder.
@@ -62,12 +58,6 @@ pub const RUN_ENTRIES: [&str; 12] = [
 /// The teacher's checkpoint folder in the run folder `run`.
 pub fn teacher_dir(run: &Path) -> PathBuf {
     run.join(TEACHER_DIR)
-}
-
-/// The checkpoint folder of the two-tower model `name` (`dmtl`, `b1`, ...) in the run folder
-/// `run`.
-pub fn student_dir(run: &Path, name: &str) -> PathBuf {
-    run.join(MODELS_DIR).join(name)
 }
 
 /// The training state folder of `stage` (`teacher`, `dmtl`, ...) in the run folder `run`.

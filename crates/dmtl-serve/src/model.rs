@@ -1,26 +1,20 @@
 //! A served model: one two-tower student of a run folder, its schema and vocabularies, and the
 //! run's item corpus encoded once into an exact index.
 //!
-//! Loading reads the run folder as `dmtl retrieve` does (`schema.toml`, `vocab.json`,
-//! `models/<name>/`, `items.parquet`) and computes the item vectors with
-//! [`Student::item_vectors`] over every corpus row, so a search here returns what `dmtl
-//! retrieve` returns.
+//! Loading reads the run folder through [`dmtl_student::run_folder`], as `dmtl retrieve` does
+//! (`schema.toml`, `vocab.json`, `models/<name>/`, `items.parquet`), and computes the item
+//! vectors with [`Student::item_vectors`] over every corpus row, so a search here returns what
+//! `dmtl retrieve` returns.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use dmtl_data::{read_log, Dataset, RawColumn, ReadOptions, Schema, Side, Vocabularies};
+use dmtl_data::{Schema, Vocabularies};
 use dmtl_student::retrieval::{ExactIndex, RetrievalError};
+use dmtl_student::run_folder::{self, RunFolderError};
+pub use dmtl_student::run_folder::{ITEMS_FILE, MODELS_DIR, SCHEMA_FILE, VOCAB_FILE};
 use dmtl_student::{Precision, Student, StudentError};
 
-/// The schema file of a run folder.
-pub const SCHEMA_FILE: &str = "schema.toml";
-/// The vocabularies of a run folder.
-pub const VOCAB_FILE: &str = "vocab.json";
-/// The item corpus of a run folder.
-pub const ITEMS_FILE: &str = "items.parquet";
-/// The folder of the two-tower models of a run folder.
-pub const MODELS_DIR: &str = "models";
 /// The two-tower models a run folder can hold.
 pub const MODEL_NAMES: [&str; 5] = ["dmtl", "b1", "b2", "b3-mse", "b3-wlr"];
 
@@ -48,6 +42,18 @@ pub enum LoadError {
     /// The corpus has no item id column.
     #[error("{0}: the item corpus has no categorical item id column `{1}`")]
     NoItemIds(PathBuf, String),
+}
+
+impl From<RunFolderError> for LoadError {
+    fn from(e: RunFolderError) -> LoadError {
+        match e {
+            RunFolderError::NoRun(run) => LoadError::NoRun(run),
+            RunFolderError::MissingModel(dir) => LoadError::MissingModel(dir),
+            RunFolderError::NoItemIds(file, column) => LoadError::NoItemIds(file, column),
+            RunFolderError::Data(e) => LoadError::Data(e),
+            RunFolderError::Student(e) => LoadError::Student(e),
+        }
+    }
 }
 
 /// One loaded model, immutable once built: requests share it through an `Arc`, and a reload
@@ -89,24 +95,9 @@ impl ServedModel {
         if !MODEL_NAMES.contains(&model) {
             return Err(LoadError::UnknownModel(model.to_string()));
         }
-        if !run.is_dir() {
-            return Err(LoadError::NoRun(run.to_path_buf()));
-        }
-        let schema = Schema::load(run.join(SCHEMA_FILE))?;
-        let vocabs = Vocabularies::load(run.join(VOCAB_FILE))?;
-        vocabs.check_against(&schema)?;
-        let dir = run.join(MODELS_DIR).join(model);
-        if !dir.join(dmtl_student::two_tower::CONFIG_FILE).is_file() {
-            return Err(LoadError::MissingModel(dir));
-        }
-        let student = Student::load(&dir, &schema, &vocabs)?;
-        let items_path = run.join(ITEMS_FILE);
-        let raw = read_log(&items_path, &schema, &ReadOptions::table_of(&[Side::Item]))?;
-        let ids = match raw.column(&schema.ids.item) {
-            Some(RawColumn::Categorical(v)) => v.to_vec(),
-            _ => return Err(LoadError::NoItemIds(items_path, schema.ids.item.clone())),
-        };
-        let corpus = Dataset::encode(&schema, &raw, &vocabs)?;
+        let (schema, vocabs) = run_folder::load_schema_and_vocabs(run)?;
+        let student = run_folder::load_student(run, model, &schema, &vocabs)?;
+        let (ids, corpus) = run_folder::load_corpus(run, &schema, &vocabs)?;
         let all: Vec<u32> = (0..corpus.n_rows as u32).collect();
         let vectors = student.item_vectors(&corpus, &all)?;
         let rows = ids

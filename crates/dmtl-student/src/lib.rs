@@ -18,6 +18,8 @@
 //! - [`export`]: user and item vectors with their raw ids as `.npy`, parameters and
 //!   vocabularies, for an outside index such as Faiss.
 //! - [`eval`]: offline metrics on a test log and retrieval quality on the simulator's truth.
+//! - [`run_folder`]: a run folder's schema, vocabularies, two-tower models and item corpus,
+//!   loaded for `dmtl retrieve` and `dmtl serve` alike.
 //! - [`synthetic`]: schemas and random datasets of given sizes, for benchmarks and tests.
 
 #![deny(missing_docs)]
@@ -29,6 +31,7 @@ pub mod export;
 pub mod inference;
 pub mod objective;
 pub mod retrieval;
+pub mod run_folder;
 pub mod step;
 pub mod synthetic;
 pub mod train;

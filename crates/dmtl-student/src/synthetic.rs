@@ -13,12 +13,19 @@
 //! assert_eq!(data.fields.len(), schema.columns.len());
 //! assert_eq!(vocabs.table_size("user_id"), Some(fields[0].vocab));
 //! ```
+//!
+//! [`resume_workload`], [`resume_config`] and [`train_in_pieces`] are the set-up the tests of
+//! resumed training share (the student's here, joint training's in `dmtl-joint`).
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use dmtl_data::{Dataset, FieldData, Kind, Schema, Side, Vocabularies, Vocabulary};
+use dmtl_train::{StateDir, TrainError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::{ObjectiveConfig, StudentConfig, StudentError, TrainOptions};
 
 /// One feature column of a synthetic workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,4 +209,87 @@ pub fn random_dataset(fields: &[FieldSpec], n_rows: usize, seed: u64) -> Dataset
         item_ids,
         n_rows,
     }
+}
+
+/// The data a test of resumed training runs on: the [`tiny_fields`] schema and vocabularies
+/// (dimension 4), 1,500 training rows (seed 1), 500 validation rows (seed 2) and a teacher's
+/// score per training row (`0.1 + 0.5 * long_read`).
+#[derive(Debug, Clone)]
+pub struct ResumeWorkload {
+    /// The schema of [`tiny_fields`].
+    pub schema: Schema,
+    /// Its hashed vocabularies.
+    pub vocabs: Vocabularies,
+    /// 1,500 training rows.
+    pub train: Dataset,
+    /// 500 validation rows.
+    pub valid: Dataset,
+    /// The teacher's probability for each training row.
+    pub teacher: Vec<f32>,
+}
+
+/// The [`ResumeWorkload`], with the thread pools set to 2 threads first (a run is reproducible
+/// bit for bit for a given thread count).
+pub fn resume_workload() -> ResumeWorkload {
+    dmtl_tensor::threads::init(Some(2));
+    let fields = tiny_fields();
+    let (schema, vocabs) = schema_and_vocabs(&fields, 4);
+    let train = random_dataset(&fields, 1_500, 1);
+    let valid = random_dataset(&fields, 500, 2);
+    let teacher = train.long_read.iter().map(|&z| 0.1 + 0.5 * z).collect();
+    ResumeWorkload {
+        schema,
+        vocabs,
+        train,
+        valid,
+        teacher,
+    }
+}
+
+/// A small student for the [`ResumeWorkload`]: towers of 16 and 8, the default objective, 3
+/// epochs of batches of 64 (24 batches each), patience 1, a training state every 4 batches.
+pub fn resume_config() -> StudentConfig {
+    StudentConfig {
+        user_layers: vec![16, 8],
+        item_layers: vec![16, 8],
+        objective: ObjectiveConfig::default(),
+        train: TrainOptions {
+            lr: 2e-2,
+            batch_size: 64,
+            epochs: 3,
+            patience: 1,
+            checkpoint_every: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Trains in pieces, as separate processes would: piece `k` gets [`resume_config`] with
+/// `stop_after_batches = stops[k]` and the training state in `dir` (fresh for the first piece,
+/// resumed after), and builds its model afresh. Returns what the first piece to finish returns.
+///
+/// # Panics
+/// When a piece fails other than by its stop, a piece without a stop is interrupted, or no
+/// piece finishes.
+pub fn train_in_pieces<T>(
+    dir: &Path,
+    stops: &[Option<usize>],
+    mut piece: impl FnMut(StudentConfig, &StateDir) -> Result<T, StudentError>,
+) -> T {
+    for (k, stop) in stops.iter().enumerate() {
+        let mut cfg = resume_config();
+        cfg.train.stop_after_batches = *stop;
+        let state = if k == 0 {
+            StateDir::fresh(dir)
+        } else {
+            StateDir::resume(dir)
+        };
+        match piece(cfg, &state) {
+            Ok(done) => return done,
+            Err(StudentError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the last piece must run to the end")
 }

@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::synthetic;
+use dmtl_data::Dataset;
 use dmtl_teacher::train::state::StateDir;
 use dmtl_teacher::{Teacher, TeacherConfig, TeacherError, TrainConfig, TrainError, TrainHistory};
 
@@ -30,15 +31,6 @@ fn config() -> TeacherConfig {
     }
 }
 
-/// The history without its wall-clock fields.
-fn timeless(mut h: TrainHistory) -> TrainHistory {
-    for e in &mut h.epochs {
-        e.train_seconds = 0.0;
-        e.impressions_per_second = 0.0;
-    }
-    h
-}
-
 /// Trains in pieces: each `Some(n)` stops after `n` batches, then the next piece resumes
 /// from the state in `dir` with a teacher built afresh (as a new process would).
 fn run(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>) {
@@ -57,7 +49,7 @@ fn run(dir: &Path, stops: &[Option<usize>]) -> (TrainHistory, Vec<u8>) {
         match t.train_from(&train, Some(&valid), &opts, Some(&state), |_| {}) {
             Ok(h) => {
                 assert!(stop.is_none() || k + 1 == stops.len(), "finished early");
-                return (timeless(h), t.store().to_safetensors_bytes());
+                return (h.without_timings(), t.store().to_safetensors_bytes());
             }
             Err(TeacherError::Train(TrainError::Interrupted { .. })) => assert!(stop.is_some()),
             Err(e) => panic!("{e}"),
@@ -85,6 +77,19 @@ fn start_and_stop(dir: &Path, n: usize) {
         matches!(r, Err(TeacherError::Train(TrainError::Interrupted { .. }))),
         "{r:?}"
     );
+}
+
+/// Resumes training `t` from the state in `state`, which must fail: the error's message.
+fn resume_error(t: &mut Teacher, train: &Dataset, cfg: &TeacherConfig, state: &Path) -> String {
+    t.train_from(
+        train,
+        None,
+        &cfg.train,
+        Some(&StateDir::resume(state)),
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string()
 }
 
 #[test]
@@ -157,16 +162,7 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
     let mut cfg = config();
     cfg.train.lr = 1e-2;
     let mut t = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
-    let err = t
-        .train_from(
-            &train,
-            None,
-            &cfg.train,
-            Some(&StateDir::resume(&state)),
-            |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let err = resume_error(&mut t, &train, &cfg, &state);
     assert!(
         err.contains("state.toml") && err.contains("config.train.lr"),
         "{err}"
@@ -181,16 +177,7 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
     .into();
     let mut t = Teacher::new(wide.clone(), &schema, &vocabs).unwrap();
     let before = t.store().to_safetensors_bytes();
-    let err = t
-        .train_from(
-            &train,
-            None,
-            &wide.train,
-            Some(&StateDir::resume(&state)),
-            |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let err = resume_error(&mut t, &train, &wide, &state);
     assert!(err.contains("config.expert_hidden"), "{err}");
     assert!(
         t.store().to_safetensors_bytes() == before,
@@ -211,16 +198,7 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
     other.store().save(&params).unwrap();
     let cfg = config();
     let mut t = Teacher::new(cfg.clone(), &schema, &vocabs).unwrap();
-    let err = t
-        .train_from(
-            &train,
-            None,
-            &cfg.train,
-            Some(&StateDir::resume(&state)),
-            |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let err = resume_error(&mut t, &train, &cfg, &state);
     assert!(
         err.contains("params-") && err.contains("teacher.expert") && err.contains("shape"),
         "{err}"
@@ -230,16 +208,7 @@ fn a_state_of_another_configuration_or_model_names_the_file_and_key() {
         .unwrap()
         .replace("model = \"teacher\"", "model = \"student\"");
     std::fs::write(state.join("state.toml"), text).unwrap();
-    let err = t
-        .train_from(
-            &train,
-            None,
-            &cfg.train,
-            Some(&StateDir::resume(&state)),
-            |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+    let err = resume_error(&mut t, &train, &cfg, &state);
     assert!(
         err.contains("state.toml") && err.contains("`model`"),
         "{err}"

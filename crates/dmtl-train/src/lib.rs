@@ -26,6 +26,7 @@ pub mod config;
 pub mod epochs;
 pub mod error;
 pub mod features;
+mod history;
 pub mod parallel;
 pub mod state;
 

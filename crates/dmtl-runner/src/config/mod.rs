@@ -64,8 +64,7 @@ impl RunConfig {
 
     /// Parses TOML text; relative paths are resolved against `base`; validates.
     pub fn from_toml_str(text: &str, origin: &str, base: &Path) -> Result<RunConfig, ConfigError> {
-        let mut cfg: RunConfig =
-            toml::from_str(text).map_err(|e| toml_errors::config_error(&e, text, origin))?;
+        let mut cfg: RunConfig = toml_errors::from_toml_str(text, origin)?;
         cfg.resolve_paths(base);
         cfg.validate(origin)?;
         Ok(cfg)
@@ -143,12 +142,21 @@ mod tests {
                 "[stages]\nteacher = \"skip\"\nmodels = [\"dmtl\"]\n",
                 "stages.models",
             ),
-            ("[eval]\nkk = 3\n", "kk"),
+            // The key path tracked while deserializing.
+            ("[eval]\nkk = 3\n", "eval.kk"),
             (
                 "[student.train]\nbatch_size = -1\n",
                 "student.train.batch_size",
             ),
             ("[eval]\nk = -3\n", "eval.k"),
+            ("[stages]\nmodels = [\"dmtl\", 3]\n", "stages.models[1]"),
+            // Tables deserialized from buffered content (the teacher's flattened body, a
+            // tagged objective) are tracked down to the table.
+            ("[teacher]\nn_experts = -1\n", "teacher"),
+            (
+                "[student.objective]\ntype = \"distill\"\nalpha = \"x\"\n",
+                "student.objective",
+            ),
         ];
         for (text, key) in cases {
             let e = parse(&format!("{SIM}{text}")).unwrap_err();
@@ -163,8 +171,10 @@ mod tests {
         assert_eq!(e.key, "data.schema");
         assert!(e.message.contains("nope.toml"));
         assert_eq!(parse("").unwrap_err().key, "data");
+        // A missing key: the table that lacks it, the message naming it.
         let e = parse("[data]\nschema = \"x\"\n").unwrap_err();
-        assert_eq!(e.key, "log");
+        assert_eq!(e.key, "data");
+        assert!(e.message.contains("missing field `log`"), "{e}");
     }
 
     #[test]

@@ -1,63 +1,57 @@
 //! TOML parse errors in the words of a run configuration: the dotted key they are about and
 //! the line, with serde's Rust type names said in words.
+//!
+//! The key is the path `serde_path_to_error` tracked down to the failing value: the unknown or
+//! the mistyped key, or the table missing a field (which the message names). A table
+//! deserialized from buffered content (the teacher's flattened body keys, a tagged objective)
+//! is tracked down to the table, its message naming the key.
+
+use serde::de::DeserializeOwned;
+use serde_path_to_error::{Path, Segment};
 
 use super::error::ConfigError;
 
+/// A TOML deserialization error with the path to the value it is about.
+pub type TomlError = serde_path_to_error::Error<toml::de::Error>;
+
+/// Deserializes the TOML `text` (read from `origin`); an error is a [`ConfigError`] naming the
+/// key and the line.
+pub fn from_toml_str<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|e| config_error(&e, text, origin))
+}
+
 /// The [`ConfigError`] of a TOML deserialization error of `text` (read from `origin`).
-pub fn config_error(e: &toml::de::Error, text: &str, origin: &str) -> ConfigError {
-    let mut key = toml_error_key(e);
-    if key.is_empty() {
-        key = e
-            .span()
-            .and_then(|s| key_at(text, s.start))
-            .unwrap_or_default();
-    }
-    let at = e
+pub fn config_error(e: &TomlError, text: &str, origin: &str) -> ConfigError {
+    let inner = e.inner();
+    let at = inner
         .span()
         .map(|s| format!(" (at {})", line_col(text, s.start)))
         .unwrap_or_default();
-    ConfigError::new(origin, key, plain_type_names(e.message().trim_end()) + &at)
+    ConfigError::new(
+        origin,
+        dotted(e.path()),
+        plain_type_names(inner.message().trim_end()) + &at,
+    )
 }
 
-/// The key a TOML deserialization error is about, when its message names one.
-fn toml_error_key(e: &toml::de::Error) -> String {
-    let m = e.message();
-    if let Some(i) = m.find("unknown field `") {
-        let rest = &m[i + "unknown field `".len()..];
-        if let Some(end) = rest.find('`') {
-            return rest[..end].to_string();
+/// The dotted key of a tracked path (`student.train.lr`, `stages.models[2]`), up to its first
+/// segment of unknown name; empty for the whole file.
+fn dotted(path: &Path) -> String {
+    let mut key = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: name } | Segment::Enum { variant: name } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(name);
+            }
+            Segment::Unknown => break,
         }
     }
-    if let Some(i) = m.find("missing field `") {
-        let rest = &m[i + "missing field `".len()..];
-        if let Some(end) = rest.find('`') {
-            return rest[..end].to_string();
-        }
-    }
-    String::new()
-}
-
-/// The dotted key assigned on the line holding `offset` (`student.train.batch_size` for
-/// `batch_size = -1` under `[student.train]`): serde's type errors ("invalid value: integer
-/// `-1`, expected usize") carry a position but not the key.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let (lhs, _) = text[start..end].split_once('=')?;
-    let name = lhs.trim().trim_matches('"');
-    if name.is_empty() || name.starts_with('[') {
-        return None;
-    }
-    let section = text[..start].lines().rev().find_map(|l| {
-        let l = l.trim();
-        l.starts_with('[')
-            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-    });
-    Some(match section {
-        Some(sec) if !sec.is_empty() => format!("{sec}.{name}"),
-        _ => name.to_string(),
-    })
+    key
 }
 
 /// serde's Rust type names in a message, in words.
