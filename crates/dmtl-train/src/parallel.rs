@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use dmtl_dist::{sum_over_ranks, Collective, DistError, ExchangeStats, Layout, Shares};
 use dmtl_tensor::parallel::shard_ranges;
+use dmtl_tensor::threads::MIN_SHARD_ROWS;
 use dmtl_tensor::{Grads, ParamStore};
 
 thread_local! {
@@ -99,13 +100,19 @@ pub fn rank_and_size() -> (usize, usize) {
 /// This rank's part of a global batch of `batch_size` rows over `size` ranks: the rank's range
 /// of [`shard_ranges`]`(batch_size, size)` (at least one row).
 pub fn local_batch_size(batch_size: usize, rank: usize, size: usize) -> usize {
-    local_range(batch_size, rank, size).len().max(1)
+    shard_ranges(batch_size, size)
+        .get(rank)
+        .map_or(1, |r| r.len().max(1))
 }
 
-/// This rank's rows of a global batch of `n_rows` rows: its range of
-/// [`shard_ranges`]`(n_rows, size)`, empty when the batch has fewer rows than ranks.
+/// This rank's rows of a global batch of `n_rows` rows over `size` ranks: its block of
+/// [`shard_ranges`]`(n_rows, blocks)`, with as many blocks as one process of `size` threads
+/// splits the batch into (`size`, but none under [`MIN_SHARD_ROWS`] rows: a short last batch
+/// goes to fewer ranks, the others get none), so that ranks of one thread each compute what
+/// that process computes.
 pub fn local_range(n_rows: usize, rank: usize, size: usize) -> Range<usize> {
-    shard_ranges(n_rows, size)
+    let blocks = size.min(n_rows / MIN_SHARD_ROWS).max(1);
+    shard_ranges(n_rows, blocks)
         .get(rank)
         .cloned()
         .unwrap_or(0..0)
