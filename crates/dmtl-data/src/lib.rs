@@ -41,6 +41,7 @@ pub mod sim;
 pub mod stream;
 pub mod strings;
 pub mod vocab;
+pub mod vocab_count;
 pub mod write;
 
 pub use dataset::{split_train_test, Batch, Dataset, FieldData};
@@ -52,8 +53,9 @@ pub use read::{
 };
 pub use schema::{ColumnSpec, Defaults, IdColumns, Kind, LabelColumns, Schema, Side, SplitSpec};
 pub use stream::{
-    check_batch_labels, check_dataset_labels, check_labels, BatchSource, StreamSource,
+    check_batch_labels, check_dataset_labels, check_labels, BatchSource, RowFilter, StreamSource,
 };
 pub use strings::StrColumn;
 pub use vocab::{Vocabularies, Vocabulary, OOV};
+pub use vocab_count::VocabCounter;
 pub use write::{write_csv, write_parquet, write_parquet_row_groups};

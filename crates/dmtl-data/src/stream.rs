@@ -121,14 +121,34 @@ pub fn check_batch_labels(batch: &Batch) -> std::result::Result<(), String> {
 /// Rows are numbered in file order (`Batch::rows`), so per-row side data (a teacher's
 /// scores, say) can be looked up. GAUC groups are not filled (`Batch::user_group` and
 /// `item_group` are empty): training does not use them.
+///
+/// Opened with [`StreamSource::open_filtered`], only the rows a [`RowFilter`] keeps are the
+/// source's rows (numbered `0..n_rows` in file order among them): the training rows of a log
+/// that also holds validation or test rows, say.
 pub struct StreamSource {
     path: std::path::PathBuf,
     schema: crate::Schema,
     vocabs: crate::Vocabularies,
     opts: crate::ReadOptions,
     buffer_rows: usize,
+    keep: Option<RowFilter>,
     n_rows: usize,
     max_held: std::sync::atomic::AtomicUsize,
+}
+
+/// Which rows of a chunk a [`StreamSource`] keeps: their indices in the chunk, ascending, or
+/// an error that ends the pass. It must depend on the chunk's rows only (every epoch reads
+/// the log again and must keep the same rows).
+pub type RowFilter = std::sync::Arc<dyn Fn(&crate::RawLog) -> Result<Vec<usize>> + Send + Sync>;
+
+/// The rows of `chunk` that `keep` keeps (all of them without a filter).
+fn kept(chunk: crate::RawLog, keep: Option<&RowFilter>) -> Result<crate::RawLog> {
+    let Some(f) = keep else { return Ok(chunk) };
+    let rows = f(&chunk)?;
+    Ok(match rows.len() == chunk.n_rows {
+        true => chunk,
+        false => chunk.take(&rows),
+    })
 }
 
 impl StreamSource {
@@ -143,7 +163,30 @@ impl StreamSource {
         opts: &crate::ReadOptions,
         buffer_rows: usize,
     ) -> Result<StreamSource> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), schema, vocabs, opts, buffer_rows, None)
+    }
+
+    /// [`StreamSource::open`] keeping only the rows `keep` keeps of each chunk (counted in the
+    /// opening pass, which checks the labels of every chunk, kept rows or not).
+    pub fn open_filtered(
+        path: impl AsRef<std::path::Path>,
+        schema: &crate::Schema,
+        vocabs: &crate::Vocabularies,
+        opts: &crate::ReadOptions,
+        buffer_rows: usize,
+        keep: RowFilter,
+    ) -> Result<StreamSource> {
+        Self::open_with(path.as_ref(), schema, vocabs, opts, buffer_rows, Some(keep))
+    }
+
+    fn open_with(
+        path: &std::path::Path,
+        schema: &crate::Schema,
+        vocabs: &crate::Vocabularies,
+        opts: &crate::ReadOptions,
+        buffer_rows: usize,
+        keep: Option<RowFilter>,
+    ) -> Result<StreamSource> {
         let name = path.display().to_string();
         vocabs.check_against(schema)?;
         if buffer_rows <= opts.chunk_rows {
@@ -164,7 +207,7 @@ impl StreamSource {
                     "training needs the click and duration columns",
                 ));
             }
-            n_rows += chunk.n_rows;
+            n_rows += kept(chunk, keep.as_ref())?.n_rows;
         }
         Ok(StreamSource {
             path: path.to_path_buf(),
@@ -172,6 +215,7 @@ impl StreamSource {
             vocabs: vocabs.clone(),
             opts: opts.clone(),
             buffer_rows,
+            keep,
             n_rows,
             max_held: Default::default(),
         })
@@ -272,7 +316,7 @@ impl StreamEpoch<'_> {
             match reader.next() {
                 None => self.reader = None,
                 Some(chunk) => {
-                    let chunk = chunk?;
+                    let chunk = kept(chunk?, self.src.keep.as_ref())?;
                     ids.extend(self.next_row..self.next_row + chunk.n_rows as u32);
                     self.next_row += chunk.n_rows as u32;
                     match raw.as_mut() {

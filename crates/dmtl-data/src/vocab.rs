@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
 use crate::error::{DataError, Result};
-use crate::raw::{RawColumn, RawLog, StrColumn};
+use crate::raw::{RawLog, StrColumn};
 use crate::schema::{Kind, Schema};
+use crate::vocab_count::{column_tokens, ranked_vocabulary};
 
 /// The index every unknown, rare or empty token maps to.
 pub const OOV: u32 = 0;
@@ -186,55 +187,12 @@ impl Vocabularies {
                 if let Some(b) = spec.hashing() {
                     return Ok(Vocabulary::hashed(&spec.name, spec.kind, b));
                 }
-                let col = train.column(&spec.name).ok_or_else(|| {
-                    DataError::invalid(
-                        &train.source,
-                        format!(
-                            "cannot build the vocabulary of `{}`: the log lacks the column",
-                            spec.name
-                        ),
-                    )
-                })?;
-                if col.kind() != spec.kind {
-                    return Err(DataError::invalid(
-                        &train.source,
-                        format!(
-                            "column `{}` is {} but the schema says {}",
-                            spec.name,
-                            col.kind(),
-                            spec.kind
-                        ),
-                    ));
-                }
-                let all: &StrColumn = match col {
-                    RawColumn::Categorical(v) => v,
-                    RawColumn::MultiHot { tokens, .. } => tokens,
-                    RawColumn::Dense(_) => unreachable!("kind checked above"),
-                };
+                let all: &StrColumn = column_tokens(spec, train)?;
                 let mut counts: HashMap<&str, u64> = HashMap::new();
                 for t in all.iter().filter(|t| !t.is_empty()) {
                     *counts.entry(t).or_insert(0) += 1;
                 }
-                let min_count = spec.min_count.unwrap_or(1);
-                let mut kept: Vec<(&str, u64)> = counts
-                    .into_iter()
-                    .filter(|&(_, c)| c >= min_count)
-                    .collect();
-                kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-                if let Some(max) = spec.max_size {
-                    kept.truncate(max);
-                }
-                if kept.len() >= u32::MAX as usize {
-                    return Err(DataError::invalid(
-                        &train.source,
-                        format!(
-                            "column `{}` has too many tokens for u32 ids; set hash_buckets",
-                            spec.name
-                        ),
-                    ));
-                }
-                let tokens = kept.into_iter().map(|(t, _)| t.to_string()).collect();
-                Vocabulary::from_tokens(&spec.name, spec.kind, tokens)
+                ranked_vocabulary(spec, counts, &train.source)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Vocabularies { vocabs })

@@ -16,7 +16,11 @@
 //! - [`config`]: the run configuration (`run.toml`), validated before any work;
 //! - [`columns`]: views of raw and encoded columns every stage reads;
 //! - [`prepare`]: data preparation (read or simulate, split, vocabularies, encode, the
-//!   retrieval task); [`preflight`]: the checks of the data and of the models' sizes;
+//!   retrieval task) into [`prepared::Prepared`]; [`streamed`]: the same for a log streamed
+//!   (`data.stream`, [`stream_mode`]), split row by row ([`row_split`]), its training rows
+//!   read again every epoch ([`train_rows`]); [`task`]: the retrieval task built from rows
+//!   given whole or chunk by chunk; [`preflight`]: the checks of the data and of the models'
+//!   sizes;
 //! - [`stages`]: the teacher, the two-tower models and the reference rows, each a stage that
 //!   takes inputs and returns its row; [`states`]: their training states;
 //! - [`pipeline`]: the stages in order, into a run folder;
@@ -38,9 +42,17 @@
 //! pipeline    -> config eval fsutil inputs layout metrics prepare preflight progress report
 //!                stages states
 //! stages      -> checkpoints columns config eval layout metrics prepare progress states
+//!                train_rows
 //! report      -> config eval fsutil layout metrics plots
 //! plots       -> eval fsutil metrics
-//! prepare     -> columns config eval layout metrics preflight progress
+//! prepare     -> columns config eval metrics preflight prepared progress streamed task
+//!                train_rows
+//! streamed    -> columns config metrics preflight prepared progress row_split task
+//!                train_rows
+//! prepared    -> config eval layout metrics preflight train_rows
+//! train_rows  -> row_split
+//! row_split   -> columns config
+//! task        -> config eval
 //! checkpoints -> columns config fsutil layout
 //! inputs      -> config fsutil layout paths
 //! preflight   -> columns config
@@ -49,8 +61,8 @@
 //! table       -> fsutil
 //! fsutil      -> layout lock paths
 //! lock        -> paths
-//! config      -> layout paths
-//! layout, paths, columns, eval, progress: none
+//! config      -> layout paths stream_mode
+//! layout, paths, columns, eval, progress, stream_mode: none
 //! ```
 //!
 //! Inside `config`, `plots` and `stages` the files import each other downwards too (e.g.
@@ -75,11 +87,17 @@ pub mod pipeline;
 pub mod plots;
 pub mod preflight;
 pub mod prepare;
+pub mod prepared;
 pub mod progress;
 pub mod ranks;
 pub mod report;
+pub mod row_split;
 pub mod stages;
 pub mod states;
+pub mod stream_mode;
+pub mod streamed;
 pub mod table;
+pub mod task;
+pub mod train_rows;
 
 pub use config::{ConfigError, ModelName, RunConfig, Scale};

@@ -128,7 +128,7 @@ fn checked_data(
             );
         }
     }
-    crate::preflight::check_labels(cfg, &data.train, &data.schema, &data.summary.source)?;
+    crate::preflight::check_labels(cfg, &data.train_labels, &data.schema, &data.summary.source)?;
     crate::preflight::check_memory(cfg, &data.schema, &data.vocabs, None)?;
     Ok(data)
 }

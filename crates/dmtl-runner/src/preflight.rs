@@ -44,15 +44,51 @@ pub fn check_unique_items(
     Ok(())
 }
 
+/// The training rows and their positives per label, counted in memory or while streaming.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LabelCounts {
+    /// Training rows.
+    pub rows: usize,
+    /// Rows with a click.
+    pub clicks: usize,
+    /// Rows with a long read.
+    pub long_reads: usize,
+}
+
+impl LabelCounts {
+    /// The counts of an encoded dataset.
+    pub fn of(data: &Dataset) -> LabelCounts {
+        let positives = |v: &[f32]| v.iter().filter(|&&x| x > 0.5).count();
+        LabelCounts {
+            rows: data.n_rows,
+            clicks: positives(&data.click),
+            long_reads: positives(&data.long_read),
+        }
+    }
+
+    /// The share of clicks (0 without rows).
+    pub fn click_rate(&self) -> f64 {
+        self.clicks as f64 / self.rows.max(1) as f64
+    }
+
+    /// The share of long reads (0 without rows).
+    pub fn long_read_rate(&self) -> f64 {
+        self.long_reads as f64 / self.rows.max(1) as f64
+    }
+}
+
 /// Fails when a label that a stage of `cfg` learns from has no positive among the training
-/// rows `train` (every click 0, or no long read, say under a `long_read_threshold` above
-/// every duration): the stage would train on one class and report a meaningless table. The
-/// error names the data `source`, the label, its count, the stage, and the threshold's key
+/// rows counted in `train` (every click 0, or no long read, say under a `long_read_threshold`
+/// above every duration): the stage would train on one class and report a meaningless table.
+/// The error names the data `source`, the label, its count, the stage, and the threshold's key
 /// (of `schema`, or the run configuration) for long reads.
-pub fn check_labels(cfg: &RunConfig, train: &Dataset, schema: &Schema, source: &str) -> Result<()> {
-    let positives = |v: &[f32]| v.iter().filter(|&&x| x > 0.5).count();
-    let clicks = positives(&train.click);
-    let long_reads = positives(&train.long_read);
+pub fn check_labels(
+    cfg: &RunConfig,
+    train: &LabelCounts,
+    schema: &Schema,
+    source: &str,
+) -> Result<()> {
+    let (clicks, long_reads) = (train.clicks, train.long_reads);
     let mut needs: Vec<(&str, &str)> = Vec::new();
     if cfg.stages.teacher == TeacherStage::Train {
         needs.extend([("click", "the teacher"), ("long read", "the teacher")]);
@@ -88,7 +124,7 @@ pub fn check_labels(cfg: &RunConfig, train: &Dataset, schema: &Schema, source: &
             "{}: the training set has no {label} ({how}): 0 of {} rows; {stage} needs \
              positives of the label `{label}` to learn from",
             source,
-            train.n_rows
+            train.rows
         );
     }
     Ok(())

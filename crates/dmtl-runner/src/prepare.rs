@@ -3,15 +3,14 @@
 //! task. Writes nothing until [`Prepared::write`], so bad input stops a run before any file of
 //! its folder is touched.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use dmtl_data::sim::Simulator;
 use dmtl_data::{
-    read_log_with_report, split_train_test, write_parquet, Dataset, RawLog, ReadOptions, Schema,
-    Side, Vocabularies,
+    log_parts, read_log_with_report, split_train_test, Dataset, RawLog, ReadOptions, Schema, Side,
+    Vocabularies,
 };
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -19,66 +18,15 @@ use rand_chacha::ChaCha8Rng;
 use tracing::info;
 
 use crate::columns::{categorical, first_rows, keep_sides};
-use crate::config::RunConfig;
+use crate::config::{DataConfig, RunConfig};
 use crate::eval::RetrievalTask;
-use crate::layout::{ITEMS_FILE, SCHEMA_FILE, USERS_FILE, VOCAB_FILE};
 use crate::metrics::DataSummary;
-use crate::preflight::check_unique_items;
+use crate::preflight::LabelCounts;
+pub use crate::prepared::Prepared;
+use crate::prepared::{apply_threshold, load_vocabs, read_items};
 use crate::progress::Progress;
-
-/// The data of a run, encoded.
-pub struct Prepared {
-    /// The schema (with the threshold override applied).
-    pub schema: Schema,
-    /// Vocabularies built on the training rows (or taken from an earlier run).
-    pub vocabs: Vocabularies,
-    /// Training rows.
-    pub train: Dataset,
-    /// Validation rows (a random share of the training period).
-    pub valid: Option<Dataset>,
-    /// Test rows.
-    pub test: Dataset,
-    /// The item corpus, one row per item (item-side columns), raw.
-    pub corpus_raw: RawLog,
-    /// The item corpus, encoded.
-    pub corpus: Dataset,
-    /// Raw id of each corpus row.
-    pub corpus_ids: Vec<String>,
-    /// Retrieval queries: one row per evaluated user (user and context columns), encoded.
-    pub queries: Dataset,
-    /// Who the queries are and what they read in the test period.
-    pub task: RetrievalTask,
-    /// One row per training user (user and context columns), raw.
-    pub users_raw: RawLog,
-    /// The simulator, when the data is simulated.
-    pub sim: Option<Simulator>,
-    /// Sizes.
-    pub summary: DataSummary,
-}
-
-impl Prepared {
-    /// Writes the schema, the vocabularies and the corpus tables (items, users) into `dir`,
-    /// which must exist.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        self.schema.save(dir.join(SCHEMA_FILE))?;
-        self.vocabs.save(dir.join(VOCAB_FILE))?;
-        self.write_corpus_tables(dir, false)
-    }
-
-    /// Writes the corpus tables (items, users) into `dir`; with `missing_only`, only those not
-    /// there (a run killed before it wrote them, resumed).
-    pub fn write_corpus_tables(&self, dir: &Path, missing_only: bool) -> Result<()> {
-        for (file, table) in [
-            (ITEMS_FILE, &self.corpus_raw),
-            (USERS_FILE, &self.users_raw),
-        ] {
-            if !(missing_only && dir.join(file).is_file()) {
-                write_parquet(table, &self.schema, dir.join(file))?;
-            }
-        }
-        Ok(())
-    }
-}
+use crate::task::{long_reads, sample_positions, sim_queries, TaskBuilder};
+use crate::train_rows::TrainRows;
 
 /// Reads (or simulates), splits, builds or loads the vocabularies, encodes, and writes the
 /// schema, vocabularies and corpus tables into `dir` ([`prepare_data`], then
@@ -107,12 +55,16 @@ struct Source {
 }
 
 /// [`prepare_data`] with the vocabularies of the run folder `vocab_run` (when given) instead
-/// of vocabularies built on the training rows.
+/// of vocabularies built on the training rows. A log of `[data]` that `data.stream` streams
+/// ([`streams`]) is prepared by [`crate::streamed::prepare_streamed`].
 pub fn prepare_data_in(
     cfg: &RunConfig,
     vocab_run: Option<&Path>,
     progress: &Progress,
 ) -> Result<Prepared> {
+    if let Some(d) = cfg.data.as_ref().filter(|d| streams(d)) {
+        return crate::streamed::prepare_streamed(cfg, d, vocab_run, progress);
+    }
     let step = progress.step("reading the data");
     let Source {
         mut schema,
@@ -126,24 +78,13 @@ pub fn prepare_data_in(
     if skipped > 0 {
         tracing::warn!(skipped, "malformed rows were skipped");
     }
-    if let Some(t) = cfg.data.as_ref().and_then(|d| d.long_read_threshold) {
-        schema.long_read_threshold = t;
-    }
+    apply_threshold(cfg, &mut schema);
     let (train_raw, valid_raw) = split_valid(cfg, train_raw);
     step.finish();
 
     let step = progress.step("building vocabularies and encoding");
     let vocabs = match vocab_run {
-        Some(run) => {
-            let v = Vocabularies::load(run.join(VOCAB_FILE))?;
-            v.check_against(&schema).with_context(|| {
-                format!(
-                    "the vocabularies of {} do not fit this schema",
-                    run.display()
-                )
-            })?;
-            v
-        }
+        Some(run) => load_vocabs(run, &schema)?,
         None => Vocabularies::build(&schema, &train_raw)?,
     };
 
@@ -178,29 +119,18 @@ pub fn prepare_data_in(
         &schema,
         &train_raw,
         &test_raw,
-        &test,
         &corpus_ids,
         sim.as_ref(),
     )?;
     let queries = Dataset::encode(&schema, &queries_raw, &vocabs)?;
     step.finish();
 
-    let summary = DataSummary {
-        source,
-        train_rows: train.n_rows,
-        valid_rows: valid.as_ref().map_or(0, |v| v.n_rows),
-        test_rows: test.n_rows,
-        train_ctr: rate(&train.click),
-        train_long_read_rate: rate(&train.long_read),
-        corpus_items: corpus.n_rows,
-        retrieval_users: task.user_ids.len(),
-        skipped_rows: skipped,
-    };
-    info!(?summary, "data ready");
-    Ok(Prepared {
+    let train_labels = LabelCounts::of(&train);
+    let mut data = Prepared {
         schema,
         vocabs,
-        train,
+        train: TrainRows::Memory(train),
+        train_labels,
         valid,
         test,
         corpus_raw,
@@ -210,8 +140,23 @@ pub fn prepare_data_in(
         task,
         users_raw,
         sim,
-        summary,
-    })
+        summary: DataSummary::default(),
+    };
+    data.summarise(source, skipped);
+    Ok(data)
+}
+
+/// Whether the log of `d` is streamed: `data.stream`, with `"auto"` deciding by the size of
+/// its files (a log whose size cannot be read is read into memory, which reports the error).
+pub fn streams(d: &DataConfig) -> bool {
+    let bytes = log_parts(&d.log, &ReadOptions::default()).map(|parts| {
+        parts
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+    });
+    bytes.is_ok_and(|b| d.stream.streams(b))
 }
 
 /// The simulated log split by day, or the user's files read (and split by the schema's
@@ -257,16 +202,8 @@ fn read_source(cfg: &RunConfig) -> Result<Source> {
         }
         None => split_train_test(&raw, &schema, d.split_seed)?,
     };
-    let items = match &d.items {
-        Some(p) => {
-            let o = ReadOptions::table_of(&[Side::Item]).with_skip_bad_rows(d.skip_bad_rows);
-            let (items, report) = read_log_with_report(p, &schema, &o)?;
-            check_unique_items(&items, &schema, p, report.rows_skipped)?;
-            skipped += report.rows_skipped;
-            Some(items)
-        }
-        None => None,
-    };
+    let (items, items_skipped) = read_items(d, &schema)?;
+    skipped += items_skipped;
     Ok(Source {
         schema,
         train,
@@ -307,85 +244,43 @@ fn retrieval_task(
     schema: &Schema,
     train_raw: &RawLog,
     test_raw: &RawLog,
-    test: &Dataset,
     corpus_ids: &[String],
     sim: Option<&Simulator>,
 ) -> Result<(RetrievalTask, RawLog)> {
     let user_col = &schema.ids.user;
     let item_col = &schema.ids.item;
     let test_users = first_rows(test_raw, user_col)?;
-    let mut sample = test_users.clone();
-    sample.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.eval.seed ^ 0x5eed));
-    sample.truncate(cfg.eval.retrieval_users);
-    sample.sort_unstable();
+    let sample: Vec<usize> = sample_positions(cfg, test_users.len())
+        .into_iter()
+        .map(|p| test_users[p])
+        .collect();
     let test_user_ids = categorical(test_raw, user_col)?;
-    let user_ids: Vec<String> = sample
+    let user_ids = sample
         .iter()
         .map(|&r| test_user_ids[r].to_string())
         .collect();
-    let corpus_index: HashMap<&str, u32> = corpus_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i as u32))
-        .collect();
-    let user_pos: HashMap<&str, usize> = user_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let mut long_reads = vec![Vec::new(); user_ids.len()];
+    let mut task = TaskBuilder::new(user_ids, corpus_ids);
     let test_item_ids = categorical(test_raw, item_col)?;
-    for r in 0..test_raw.n_rows {
-        if test.long_read[r] > 0.5 {
-            if let (Some(&u), Some(&i)) = (
-                user_pos.get(&test_user_ids[r]),
-                corpus_index.get(&test_item_ids[r]),
-            ) {
-                long_reads[u].push(i);
-            }
-        }
+    let long = long_reads(test_raw, schema.long_read_threshold);
+    for r in (0..test_raw.n_rows).filter(|&r| long[r]) {
+        task.add_long_read(&test_user_ids[r], &test_item_ids[r]);
     }
-    let mut corpus_train_impressions = vec![0u32; corpus_ids.len()];
-    for id in categorical(train_raw, item_col)?.iter() {
-        if let Some(&i) = corpus_index.get(id) {
-            corpus_train_impressions[i as usize] += 1;
-        }
-    }
-    long_reads.iter_mut().for_each(|l| {
-        l.sort_unstable();
-        l.dedup();
-    });
-    let (queries_raw, sim_users) = match sim {
+    categorical(train_raw, item_col)?
+        .iter()
+        .for_each(|id| task.add_train_item(id));
+    let (sim_users, queries_raw) = match sim {
         Some(s) => {
-            let idx: Vec<usize> = user_ids
-                .iter()
-                .map(|id| {
-                    s.user_index(id)
-                        .ok_or_else(|| anyhow!("simulated user id {id} is not the simulator's"))
-                })
-                .collect::<Result<_>>()?;
-            // The user's typical context, as in serving.
-            (s.user_table(&idx), Some(idx))
+            let (idx, queries) = sim_queries(s, task.user_ids())?;
+            (Some(idx), queries)
         }
         None => (
+            None,
             keep_sides(
                 &test_raw.take(&sample),
                 schema,
                 &[Side::User, Side::Context],
             ),
-            None,
         ),
     };
-    let task = RetrievalTask {
-        user_ids,
-        long_reads,
-        sim_users,
-        corpus_train_impressions,
-    };
-    Ok((task, queries_raw))
-}
-
-/// The mean of a 0/1 label.
-fn rate(v: &[f32]) -> f64 {
-    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
+    Ok((task.finish(sim_users), queries_raw))
 }

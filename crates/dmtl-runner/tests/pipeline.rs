@@ -144,7 +144,14 @@ fn train_score_export_retrieve_round_trip() {
     assert_eq!(iv.dim(), (iids.len(), 8));
     assert_eq!(iids.len(), 400, "the corpus is the whole item table");
     assert_eq!(iids.iter().collect::<HashSet<_>>().len(), iids.len());
-    let train_users: HashSet<&str> = prep.train.user_ids.iter().map(String::as_str).collect();
+    let train_users: HashSet<&str> = prep
+        .train
+        .in_memory()
+        .expect("a small log is read into memory")
+        .user_ids
+        .iter()
+        .map(String::as_str)
+        .collect();
     assert!(uids.iter().all(|u| train_users.contains(u.as_str())));
     assert_eq!(uids.len(), train_users.len());
 

@@ -9,6 +9,7 @@ use dmtl_teacher::TeacherConfig;
 use serde::{Deserialize, Serialize};
 
 use super::models::ModelName;
+use crate::stream_mode::StreamMode;
 
 /// Where the impressions come from: the user's files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,10 @@ pub struct DataConfig {
     /// Seed of a random train/test split (`split.test_fraction`).
     #[serde(default = "default_split_seed")]
     pub split_seed: u64,
+    /// Stream the log instead of reading it into memory: `"auto"` (the default: above
+    /// [`crate::stream_mode::STREAM_AUTO_BYTES`] of files), `true` or `false`.
+    #[serde(default, skip_serializing_if = "StreamMode::is_auto")]
+    pub stream: StreamMode,
 }
 
 fn default_split_seed() -> u64 {

@@ -76,12 +76,12 @@ pub fn run(
     let t0 = Instant::now();
     let mut student = Student::new(scfg.clone(), &data.schema, &data.vocabs)?;
     let opts = &scfg.train;
-    let n_batches = data.train.n_rows.div_ceil(opts.batch_size);
+    let n_batches = data.train.n_rows().div_ceil(opts.batch_size);
     let mut bar = progress.training(model.as_str(), opts.epochs, n_batches, opts.batch_size);
     let state = states.dir(dir, model.as_str(), scfg.train.epochs);
     let hist = student
         .train_from(
-            &data.train,
+            data.train.source(),
             data.valid.as_ref(),
             soft_labels,
             state.as_ref(),

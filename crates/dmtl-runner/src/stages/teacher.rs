@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use dmtl_data::BatchSource;
 use dmtl_teacher::{Teacher, TeacherError, TrainError};
 use tracing::info;
 
@@ -15,6 +16,10 @@ use crate::eval::{self, Output};
 use crate::layout::teacher_dir;
 use crate::metrics::{EpochPoint, ModelResult, RowKind};
 use crate::prepare::Prepared;
+use crate::train_rows::TrainRows;
+
+/// Rows per batch when the teacher scores a streamed log.
+const STREAM_SCORE_BATCH: usize = 8192;
 
 /// The teacher of a run, with how it was trained (nothing for a loaded one).
 pub struct TrainedTeacher {
@@ -67,12 +72,12 @@ pub fn train(inputs: StageInputs<'_>, loaded: Option<Teacher>) -> Result<Option<
             let start = Instant::now();
             let mut t = Teacher::new(cfg.teacher.clone(), &data.schema, &data.vocabs)?;
             let opts = &cfg.teacher.train;
-            let n_batches = data.train.n_rows.div_ceil(opts.batch_size);
+            let n_batches = data.train.n_rows().div_ceil(opts.batch_size);
             let mut bar = progress.training("teacher", opts.epochs, n_batches, opts.batch_size);
             let state = states.dir(dir, ModelName::Teacher.as_str(), opts.epochs);
             let hist = t
                 .train_from(
-                    &data.train,
+                    data.train.source(),
                     data.valid.as_ref(),
                     opts,
                     state.as_ref(),
@@ -122,7 +127,7 @@ pub fn evaluate(
             .is_some_and(|o| o.needs_teacher())
     });
     let soft_labels = match distilled {
-        true => Some(t.predict(&data.train)?.p_ctcvr),
+        true => Some(training_scores(t, &data.train)?),
         false => None,
     };
     step.finish();
@@ -137,4 +142,22 @@ pub fn evaluate(
         train_seconds: trained.seconds,
     };
     Ok((row, soft_labels))
+}
+
+/// The teacher's pCTCVR of every training row, in row order: of a streamed log, batch by
+/// batch as the log is read once more (one float per row is held, not the rows).
+pub fn training_scores(t: &Teacher, rows: &TrainRows) -> Result<Vec<f32>> {
+    let stream = match rows {
+        TrainRows::Memory(d) => return Ok(t.predict(d)?.p_ctcvr),
+        TrainRows::Stream(s) => s,
+    };
+    let mut out = vec![f32::NAN; stream.n_rows()];
+    for batch in stream.epoch_batches(STREAM_SCORE_BATCH, None, 0)? {
+        let batch = batch?;
+        let p = t.predict_batch(&batch)?.p_ctcvr;
+        for (&r, v) in batch.rows.iter().zip(p) {
+            out[r as usize] = v;
+        }
+    }
+    Ok(out)
 }
