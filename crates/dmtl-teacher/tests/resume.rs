@@ -238,6 +238,7 @@ fn a_history_is_written_in_the_states_layout() {
             train_seconds: 2.0,
             impressions_per_second: 100.0,
             skipped_batches: 1,
+            comm_seconds: None,
         }],
         best_epoch: Some(0),
         stopped_early: false,

@@ -5,12 +5,14 @@ use crate::epochs::TrainHistory;
 
 impl<P: Clone, V: Clone> TrainHistory<P, V> {
     /// A copy with every epoch's wall-clock fields (`train_seconds`,
-    /// `impressions_per_second`) set to 0; everything else is kept.
+    /// `impressions_per_second`, and over several ranks `comm_seconds`) set to 0; everything
+    /// else is kept.
     pub fn without_timings(&self) -> Self {
         let mut history = self.clone();
         for epoch in &mut history.epochs {
             epoch.train_seconds = 0.0;
             epoch.impressions_per_second = 0.0;
+            epoch.comm_seconds = epoch.comm_seconds.map(|_| 0.0);
         }
         history
     }
@@ -29,6 +31,7 @@ mod tests {
             train_seconds: seconds,
             impressions_per_second: 1_000.0 / seconds,
             skipped_batches: epoch,
+            comm_seconds: Some(seconds / 4.0),
         }
     }
 
