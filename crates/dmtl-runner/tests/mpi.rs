@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use dmtl_data::sim::SimConfig;
 use dmtl_runner::commands;
 
-use common::Cfg;
+use common::{metrics_without_clock, Cfg};
 
 /// Runs `program args` on `ranks` ranks under mpirun, one thread each (at most 300 s).
 fn mpirun(ranks: usize, program: &str, args: &[&str]) -> (Output, String) {
@@ -80,31 +80,6 @@ fn three_ranks_on_their_own_shares_stay_in_step() {
         assert!(l.contains("10 steps"), "{text}");
         assert_eq!(tail(l), tail(lines[0]), "{text}");
     }
-}
-
-/// `metrics.json` without the fields that measure wall-clock time.
-fn metrics_without_clock(run: &Path) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for k in [
-                    "wall_seconds",
-                    "train_seconds",
-                    "impressions_per_second",
-                    "comm_seconds",
-                ] {
-                    m.remove(k);
-                }
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    strip(&mut v);
-    v
 }
 
 fn long_read_auc(metrics: &serde_json::Value, model: &str) -> f64 {

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use dmtl_data::sim::SimConfig;
 use dmtl_runner::commands;
 
-use common::Cfg;
+use common::{metrics_without_clock, Cfg};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dmtl");
 
@@ -44,26 +44,6 @@ fn run_toml(data: &Path, teacher_extra: &str, student_extra: &str) -> String {
         ..Cfg::tiny(data)
     }
     .text()
-}
-
-/// `metrics.json` without the fields that measure wall-clock time.
-fn metrics_without_clock(run: &Path) -> serde_json::Value {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for k in ["wall_seconds", "train_seconds", "impressions_per_second"] {
-                    m.remove(k);
-                }
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    strip(&mut v);
-    v
 }
 
 fn checkpoint(run: &Path, rel: &str) -> Vec<u8> {

@@ -211,3 +211,29 @@ item_layers = [16, 8]
         p.to_path_buf()
     }
 }
+
+/// `metrics.json` of `run` without the fields that measure wall-clock time (on several ranks,
+/// the time spent exchanging gradients too).
+pub fn metrics_without_clock(run: &Path) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in [
+                    "wall_seconds",
+                    "train_seconds",
+                    "impressions_per_second",
+                    "comm_seconds",
+                ] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    strip(&mut v);
+    v
+}
