@@ -92,11 +92,6 @@ pub fn current_split() -> Option<(Rc<dyn Collective>, Split)> {
         .filter(|(c, _)| c.size() > 1)
 }
 
-/// This process's rank and the number of ranks (`(0, 1)` without a collective of several).
-pub fn rank_and_size() -> (usize, usize) {
-    current().map_or((0, 1), |c| (c.rank(), c.size()))
-}
-
 /// This rank's part of a global batch of `batch_size` rows over `size` ranks: the rank's range
 /// of [`shard_ranges`]`(batch_size, size)` (at least one row).
 pub fn local_batch_size(batch_size: usize, rank: usize, size: usize) -> usize {
