@@ -202,13 +202,15 @@ impl JointTrainer {
             "joint",
             &fingerprint,
             state,
-            |store, batch| {
+            &|batch| Some(batch.n_rows as f64),
+            |store, batch, scale| {
                 let g = Graph::new(store);
                 let l = this.losses(&g, batch);
+                let seed = ndarray::Array2::from_elem((1, 1), scale as f32);
                 Ok(StepLoss {
                     total: g.scalar(l.total),
                     teacher: Some(g.scalar(l.teacher)),
-                    grads: g.backward(l.total),
+                    grads: g.backward_with(l.total, seed),
                 })
             },
             &mut progress,

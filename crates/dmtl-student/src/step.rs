@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use dmtl_data::Batch;
-use dmtl_tensor::parallel::data_parallel_weighted;
+use dmtl_tensor::parallel::data_parallel_scaled;
 use dmtl_tensor::{threads, Grads, ParamStore};
 
 use crate::objective::{Objective, Targets};
@@ -36,14 +36,51 @@ pub fn loss_and_grads(
     batch: &Batch,
     teacher: Option<&[f32]>,
 ) -> (f32, Grads) {
-    let n = batch.n_rows;
-    let targets_of = |r: Range<usize>| Targets {
+    loss_and_grads_scaled(store, towers, objective, batch, teacher, 1.0)
+}
+
+/// The targets of rows `r` of `batch`, with the teacher's pCTCVR of those rows when given.
+fn targets_of<'a>(batch: &'a Batch, teacher: Option<&'a [f32]>, r: Range<usize>) -> Targets<'a> {
+    Targets {
         click: cut(&batch.click, r.clone()),
         duration: cut(&batch.duration, r.clone()),
         long_read: cut(&batch.long_read, r.clone()),
         teacher: teacher.map(|p| &p[r]),
         weights: None,
-    };
+    }
+}
+
+/// The denominator of the mean `objective`'s loss takes over `batch`
+/// ([`Objective::mean_denominator`]: its rows, or the sum of their weights); `None` when the
+/// objective couples the batch's rows, which must then never be split.
+///
+/// # Panics
+/// When `teacher` is given and shorter than the batch.
+pub fn mean_weight(
+    objective: &dyn Objective,
+    batch: &Batch,
+    teacher: Option<&[f32]>,
+) -> Option<f64> {
+    let n = batch.n_rows;
+    objective.mean_denominator(&targets_of(batch, teacher, 0..n), n)
+}
+
+/// [`loss_and_grads`] of `scale` times the loss (the loss returned stays the batch's mean):
+/// what one rank of a data-parallel job computes for its block of a global batch, `scale`
+/// being the block's share of the global batch's [`mean_weight`].
+///
+/// # Panics
+/// As [`loss_and_grads`].
+pub fn loss_and_grads_scaled(
+    store: &ParamStore,
+    towers: &TwoTower,
+    objective: &dyn Objective,
+    batch: &Batch,
+    teacher: Option<&[f32]>,
+    scale: f64,
+) -> (f32, Grads) {
+    let n = batch.n_rows;
+    let targets_of = |r: Range<usize>| targets_of(batch, teacher, r);
     let shards = match objective.mean_denominator(&targets_of(0..n), n) {
         Some(_) => threads::shards_for(n),
         None => 1,
@@ -54,7 +91,7 @@ pub fn loss_and_grads(
             .mean_denominator(&targets_of(r), len)
             .unwrap_or(0.0)
     };
-    let sharded = data_parallel_weighted(store, n, shards, weight, |g, rows| {
+    let sharded = data_parallel_scaled(store, n, shards, scale, weight, |g, rows| {
         let b = &*batch.part(rows.clone());
         let s = towers.score(g, b);
         let loss = objective.loss(g, s, &targets_of(rows));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
 use crate::error::{Result, StudentError};
-use crate::step::loss_and_grads;
+use crate::step::{loss_and_grads_scaled, mean_weight};
 use crate::two_tower::{score_rows, Student, TwoTower};
 
 /// Validation metrics of one epoch, of the score `s` against the labels.
@@ -68,6 +68,7 @@ pub struct StepLoss {
 /// with `towers`.
 struct StudentRun<'a, S> {
     store: &'a mut ParamStore,
+    weight: &'a dyn Fn(&Batch) -> Option<f64>,
     towers: &'a TwoTower,
     valid: Option<&'a Dataset>,
     batch_size: usize,
@@ -75,7 +76,7 @@ struct StudentRun<'a, S> {
     step: S,
 }
 
-impl<S: FnMut(&ParamStore, &Batch) -> Result<StepLoss>> Trainee for StudentRun<'_, S> {
+impl<S: FnMut(&ParamStore, &Batch, f64) -> Result<StepLoss>> Trainee for StudentRun<'_, S> {
     type Parts = StudentLosses;
     type Valid = ValidReport;
     type Error = StudentError;
@@ -89,17 +90,21 @@ impl<S: FnMut(&ParamStore, &Batch) -> Result<StepLoss>> Trainee for StudentRun<'
         self.store
     }
 
-    fn gradients(&mut self, batch: &Batch) -> Result<Computed> {
+    fn gradients(&mut self, batch: &Batch, scale: f64) -> Result<Computed> {
         let StepLoss {
             grads,
             total,
             teacher,
-        } = (self.step)(self.store, batch)?;
+        } = (self.step)(self.store, batch, scale)?;
         Ok(Computed {
             loss: total,
             parts: teacher.into_iter().collect(),
             grads,
         })
+    }
+
+    fn mean_weight(&self, batch: &Batch) -> Option<f64> {
+        (self.weight)(batch)
     }
 
     fn validate(&mut self) -> Result<Option<ValidReport>> {
@@ -120,8 +125,11 @@ impl<S: FnMut(&ParamStore, &Batch) -> Result<StepLoss>> Trainee for StudentRun<'
 }
 
 /// Two-stage and joint training under the epoch loop shared with the teacher
-/// ([`dmtl_train::epochs::run`]): `step` computes each batch's loss and gradients on
-/// the store (the update, its checks and clipping are the loop's), validation scores `valid`
+/// ([`dmtl_train::epochs::run`]): `step(store, batch, scale)` computes each batch's loss and
+/// the gradients of `scale` times it on the store (the update, its checks and clipping are the
+/// loop's; see [`dmtl_train::epochs::Trainee::gradients`]), `weight` gives the denominator of
+/// the mean the loss takes over a batch ([`dmtl_train::epochs::Trainee::mean_weight`]),
+/// validation scores `valid`
 /// with `towers`; the training state lives in `state` under the model name `model` with
 /// configuration `fingerprint`. The model name `joint` reports the teacher's part of each
 /// step's loss as [`StudentLosses::teacher_loss`].
@@ -135,11 +143,13 @@ pub fn run_epochs(
     model: &str,
     fingerprint: &toml::Value,
     state: Option<&StateDir>,
-    step: impl FnMut(&ParamStore, &Batch) -> Result<StepLoss>,
+    weight: &dyn Fn(&Batch) -> Option<f64>,
+    step: impl FnMut(&ParamStore, &Batch, f64) -> Result<StepLoss>,
     progress: &mut dyn FnMut(&TrainEvent),
 ) -> Result<TrainHistory> {
     let mut run = StudentRun {
         store,
+        weight,
         towers,
         valid,
         batch_size: opts.batch_size,
@@ -238,6 +248,10 @@ impl Student {
         let opts = config.train.clone();
         let towers = towers.clone();
         let stream = train.in_memory().is_none();
+        // The teacher's pCTCVR of a batch's rows.
+        let picked = |batch: &Batch| -> Option<Vec<f32>> {
+            teacher.map(|t| batch.rows.iter().map(|&r| t[r as usize]).collect())
+        };
         run_epochs(
             store,
             &towers,
@@ -247,7 +261,8 @@ impl Student {
             "student",
             &fingerprint,
             state,
-            |store, batch| {
+            &|batch| mean_weight(objective.as_ref(), batch, picked(batch).as_deref()),
+            |store, batch, scale| {
                 if stream {
                     // The towers check whole datasets; a streamed batch is checked as one.
                     towers.check_dataset(&Dataset {
@@ -262,10 +277,14 @@ impl Student {
                         n_rows: batch.n_rows,
                     })?;
                 }
-                let picked: Option<Vec<f32>> =
-                    teacher.map(|t| batch.rows.iter().map(|&r| t[r as usize]).collect());
-                let (total, grads) =
-                    loss_and_grads(store, &towers, objective.as_ref(), batch, picked.as_deref());
+                let (total, grads) = loss_and_grads_scaled(
+                    store,
+                    &towers,
+                    objective.as_ref(),
+                    batch,
+                    picked(batch).as_deref(),
+                    scale,
+                );
                 Ok(StepLoss {
                     total,
                     grads,

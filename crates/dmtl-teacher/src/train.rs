@@ -3,7 +3,8 @@
 use dmtl_data::{check_dataset_labels, Batch, BatchSource, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_tensor::optim::Optimizer;
-use dmtl_tensor::parallel::data_parallel;
+use dmtl_tensor::parallel::data_parallel_scaled;
+use dmtl_tensor::threads;
 use dmtl_tensor::Grads;
 use serde::{Deserialize, Serialize};
 
@@ -97,9 +98,22 @@ impl Teacher {
     /// # Panics
     /// When the batch is unlabelled or does not fit the schema and vocabularies.
     pub fn gradients(&self, batch: &Batch) -> (Grads, StepLoss) {
+        self.gradients_scaled(batch, 1.0)
+    }
+
+    /// [`Teacher::gradients`] of `scale` times the loss (the loss reported stays the batch
+    /// mean): what one rank of a data-parallel job computes for its block of a global batch,
+    /// `scale` being the block's share of the global batch's rows.
+    ///
+    /// # Panics
+    /// As [`Teacher::gradients`].
+    pub fn gradients_scaled(&self, batch: &Batch, scale: f64) -> (Grads, StepLoss) {
         let w = self.config().ctcvr_weight;
+        let n = batch.n_rows;
         // Row shards of the batch run forward and backward in parallel (one per thread).
-        let sharded = data_parallel(self.store(), batch.n_rows, |g, rows| {
+        let rows = |r: std::ops::Range<usize>| r.len() as f64;
+        let shards = threads::shards_for(n);
+        let sharded = data_parallel_scaled(self.store(), n, shards, scale, rows, |g, rows| {
             let b = &*batch.part(rows);
             let out = self.forward(g, b);
             let loss = esmm_loss(
@@ -271,13 +285,13 @@ impl Trainee for TeacherRun<'_> {
         self.teacher.store_mut()
     }
 
-    fn gradients(&mut self, batch: &Batch) -> Result<Computed> {
+    fn gradients(&mut self, batch: &Batch, scale: f64) -> Result<Computed> {
         if self.stream {
             self.teacher
                 .embeddings()
                 .check_fields(&batch.fields, batch.n_rows)?;
         }
-        let (grads, loss) = self.teacher.gradients(batch);
+        let (grads, loss) = self.teacher.gradients_scaled(batch, scale);
         Ok(Computed {
             loss: loss.total,
             parts: vec![loss.ctr, loss.ctcvr],

@@ -81,6 +81,29 @@ where
     data_parallel_weighted(store, n_rows, shards, |r| r.len() as f64, shard)
 }
 
+/// Each part's share of a mean over its parts: `weights[i] / sum(weights)`, or, when that sum
+/// is not positive and finite (no weight anywhere), `rows[i] / sum(rows)`. With one part, 1.
+///
+/// [`data_parallel_weighted`] weighs its shards with it and the epoch loop of `dmtl-train` the
+/// ranks of a data-parallel job, so that the ranks compute what one process's shards compute,
+/// to the bit. `weights` and `rows` are of equal length.
+///
+/// # Panics
+/// When `weights` and `rows` differ in length.
+pub fn shares_of(weights: &[f64], rows: &[usize]) -> Vec<f64> {
+    assert_eq!(weights.len(), rows.len(), "one weight per part");
+    if weights.len() == 1 {
+        return vec![1.0];
+    }
+    let total: f64 = weights.iter().sum();
+    if total > 0.0 && total.is_finite() {
+        weights.iter().map(|w| w / total).collect()
+    } else {
+        let n = rows.iter().sum::<usize>().max(1) as f64;
+        rows.iter().map(|&r| r as f64 / n).collect()
+    }
+}
+
 /// [`data_parallel_in`] for a loss that is a weighted mean `sum_i w_i l_i / sum_i w_i` over the
 /// rows: `weight(rows)` gives `sum_i w_i` over `rows`, and each shard's loss (the weighted mean
 /// over its own rows) counts with its share of the batch's total weight, so the summed
@@ -100,26 +123,45 @@ where
     W: Fn(Range<usize>) -> f64,
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
 {
+    data_parallel_scaled(store, n_rows, shards, 1.0, weight, shard)
+}
+
+/// [`data_parallel_weighted`] for `scale` times the batch's loss: the gradients are those of
+/// `scale` x the weighted mean (the values reported stay unscaled means).
+///
+/// A rank of a data-parallel job computes its block of a global batch with the block's share
+/// of the global mean as `scale`, which seeds the backward pass exactly as one process seeds
+/// the same block's shard; see [`shares_of`].
+///
+/// # Panics
+/// As [`data_parallel`].
+pub fn data_parallel_scaled<W, F>(
+    store: &ParamStore,
+    n_rows: usize,
+    shards: usize,
+    scale: f64,
+    weight: W,
+    shard: F,
+) -> Sharded
+where
+    W: Fn(Range<usize>) -> f64,
+    F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
+{
     let ranges = shard_ranges(n_rows, shards);
-    let mut weights: Vec<f64> = if ranges.len() == 1 {
+    let weights: Vec<f64> = if ranges.len() == 1 {
         vec![1.0]
     } else {
-        ranges.iter().map(|r| weight(r.clone())).collect()
+        let w: Vec<f64> = ranges.iter().map(|r| weight(r.clone())).collect();
+        let rows: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+        shares_of(&w, &rows)
     };
-    let total: f64 = weights.iter().sum();
-    if total > 0.0 && total.is_finite() {
-        weights.iter_mut().for_each(|w| *w /= total);
-    } else {
-        let n = n_rows.max(1) as f64;
-        weights = ranges.iter().map(|r| r.len() as f64 / n).collect();
-    }
     let run = |(r, weight): (Range<usize>, f64)| -> (f64, Vec<f32>, Option<Grads>) {
         let g = Graph::new(store);
         let (loss, values) = shard(&g, r);
         let l = g.scalar(loss);
         let grads = l
             .is_finite()
-            .then(|| g.backward_with(loss, Array2::from_elem((1, 1), weight as f32)));
+            .then(|| g.backward_with(loss, Array2::from_elem((1, 1), (scale * weight) as f32)));
         (weight, values, grads)
     };
     let jobs: Vec<(Range<usize>, f64)> = ranges.into_iter().zip(weights).collect();

@@ -3,7 +3,9 @@
 
 use std::ops::Range;
 
-use dmtl_tensor::parallel::{data_parallel_in, shard_ranges};
+use dmtl_tensor::parallel::{
+    data_parallel_in, data_parallel_scaled, data_parallel_weighted, shard_ranges, shares_of,
+};
 use dmtl_tensor::{Activation, Grad, Grads, Graph, ParamId, ParamKind, ParamStore, Var};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -153,4 +155,67 @@ fn sharded_inference_stacks_the_rows_in_order() {
             );
         }
     }
+}
+
+#[test]
+fn blocks_computed_apart_with_their_shares_sum_to_the_sharded_gradient_bit_for_bit() {
+    // What the ranks of a data-parallel job do: each computes one block of the batch on its
+    // own, seeded with the block's share of the batch's (here weighted) mean, and the blocks'
+    // gradients are summed. The result is one process's sharded gradient, to the bit.
+    let m = model();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let n = 203; // blocks of 102 and 101 rows
+    let ids: Vec<u32> = (0..n).map(|_| rng.gen_range(0..20)).collect();
+    let y: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let w: Vec<f64> = (0..n).map(|_| rng.gen_range(0.1..3.0)).collect();
+    let weight = |r: Range<usize>| w[r].iter().sum::<f64>();
+    let f = shard_loss(&m, &ids, &y);
+    let sharded = data_parallel_weighted(&m.store, n, 2, weight, &f);
+
+    let blocks = shard_ranges(n, 2);
+    let rows: Vec<usize> = blocks.iter().map(|r| r.len()).collect();
+    let weights: Vec<f64> = blocks.iter().map(|r| weight(r.clone())).collect();
+    let shares = shares_of(&weights, &rows);
+    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    assert_ne!(shares[0], 0.5, "the shares must not be a power of two");
+    let mut summed: Option<Grads> = None;
+    for (block, &share) in blocks.iter().zip(&shares) {
+        let start = block.start;
+        let part = data_parallel_scaled(&m.store, block.len(), 1, share, weight, |g, r| {
+            f(g, start + r.start..start + r.end)
+        });
+        match summed.as_mut() {
+            None => summed = Some(part.grads),
+            Some(s) => s.merge(part.grads),
+        }
+    }
+    let summed = summed.unwrap();
+    for id in [m.table, m.w1, m.b1, m.w2] {
+        assert_eq!(
+            dense(&summed, id, 50),
+            dense(&sharded.grads, id, 50),
+            "{}",
+            m.store.get(id).name
+        );
+    }
+    // Scaling the unscaled block gradients afterwards is the same only up to rounding: the
+    // scale must seed the backward pass.
+    let unscaled = data_parallel_scaled(&m.store, blocks[0].len(), 1, 1.0, weight, &f);
+    let scaled = data_parallel_scaled(&m.store, blocks[0].len(), 1, shares[0], weight, &f);
+    let a = dense(&unscaled.grads, m.w1, 50) * shares[0] as f32;
+    let b = dense(&scaled.grads, m.w1, 50);
+    let scale = b.iter().fold(0.0f32, |s, x| s.max(x.abs()));
+    let err = (&a - &b).iter().fold(0.0f32, |s, x| s.max(x.abs()));
+    assert!(err <= 1e-6 * scale, "{err} of {scale}");
+}
+
+#[test]
+fn shares_of_weighs_by_weight_and_falls_back_to_rows() {
+    assert_eq!(shares_of(&[3.0, 1.0], &[10, 10]), vec![0.75, 0.25]);
+    assert_eq!(shares_of(&[7.0], &[4]), vec![1.0]);
+    assert_eq!(shares_of(&[0.0], &[4]), vec![1.0]);
+    // No weight anywhere, or a weight that is not finite: by rows.
+    assert_eq!(shares_of(&[0.0, 0.0], &[30, 10]), vec![0.75, 0.25]);
+    assert_eq!(shares_of(&[f64::NAN, 1.0], &[1, 3]), vec![0.25, 0.75]);
+    assert_eq!(shares_of(&[0.0, 0.0], &[0, 0]), vec![0.0, 0.0]);
 }

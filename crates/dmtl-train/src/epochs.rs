@@ -21,6 +21,7 @@ use crate::config::{OnNonFinite, TrainOptions};
 use crate::error::{InputError, StateError, TrainError};
 use crate::parallel::{self, Computed, DataParallel, Split};
 use crate::state::{self, Position, StateDir, StateWriter};
+use dmtl_tensor::parallel::shares_of;
 
 /// What happened in one epoch.
 ///
@@ -151,10 +152,23 @@ pub trait Trainee {
     /// The same, to load a state or restore the best epoch into.
     fn store_mut(&mut self) -> &mut ParamStore;
 
-    /// The loss, its parts and the gradients on `batch` (the loop checks, clips, exchanges
-    /// between ranks and applies them; see [`apply_step`]). A batch of a streamed source has
-    /// had its labels checked; the model checks that it fits its fields.
-    fn gradients(&mut self, batch: &Batch) -> Result<Computed, Self::Error>;
+    /// The loss, its parts and the gradients of `scale` times the loss on `batch` (the loop
+    /// checks, clips, exchanges between ranks and applies them; see [`apply_step`]). The loss
+    /// and parts returned are the batch's own means, unscaled. `scale` is 1 in one process; a
+    /// rank of a data-parallel job passes its block's share of the global batch
+    /// ([`dmtl_tensor::parallel::shares_of`] of the blocks' [`Trainee::mean_weight`]s), which
+    /// the model must apply as the seed of its backward pass (as
+    /// [`dmtl_tensor::parallel::data_parallel_scaled`] does) for the ranks to train, to the bit,
+    /// what one process's row shards train. A batch of a streamed source has had its labels
+    /// checked; the model checks that it fits its fields.
+    fn gradients(&mut self, batch: &Batch, scale: f64) -> Result<Computed, Self::Error>;
+
+    /// The denominator of the mean the loss takes over `batch`: its rows (the default), or the
+    /// sum of their weights for a weighted mean. `None` when the loss couples the batch's rows
+    /// (in-batch negatives, say), so that a batch can never be split over ranks.
+    fn mean_weight(&self, batch: &Batch) -> Option<f64> {
+        Some(batch.n_rows as f64)
+    }
 
     /// The validation report after an epoch, `None` without a validation set.
     fn validate(&mut self) -> Result<Option<Self::Valid>, Self::Error>;
@@ -165,6 +179,69 @@ pub trait Trainee {
     /// The epoch's mean parts from their sums over `rows` impressions (`sums[0]` is the
     /// total's; `sums[1..]` the parts', [`Trainee::PARTS`] of them).
     fn parts(&self, sums: &[f64], rows: f64) -> Self::Parts;
+}
+
+/// One rank's part of a data-parallel step.
+struct RankPart {
+    /// Its rows (`None` when it has none).
+    batch: Option<Batch>,
+    /// The denominator of its mean loss (0 without rows).
+    weight: f64,
+    /// The scale of its gradient: with slices, its block's share of the global batch, known
+    /// before the backward pass; with shares, 1 (the exchange scales it).
+    scale: f64,
+}
+
+/// This rank's part of the step's `batch` (read by this rank; `None` when out of rows): with
+/// `slices`, its block of the global batch ([`parallel::block_ranges`]) and the block's share
+/// of the global mean ([`shares_of`] over every block's [`Trainee::mean_weight`], as one
+/// process weighs its row shards); otherwise the batch itself.
+fn rank_part<T: Trainee>(
+    model: &T,
+    batch: Option<Batch>,
+    slices: bool,
+    rank: usize,
+    size: usize,
+) -> Result<RankPart, T::Error> {
+    let coupled = || TrainError::Unsplittable { rank, ranks: size };
+    let Some(batch) = batch.filter(|b| b.n_rows > 0) else {
+        return Ok(RankPart {
+            batch: None,
+            weight: 0.0,
+            scale: 1.0,
+        });
+    };
+    if !slices {
+        let weight = model.mean_weight(&batch).ok_or_else(coupled)?;
+        return Ok(RankPart {
+            batch: Some(batch),
+            weight,
+            scale: 1.0,
+        });
+    }
+    let blocks = parallel::block_ranges(batch.n_rows, size);
+    let Some(mine) = blocks.get(rank).cloned() else {
+        return Ok(RankPart {
+            batch: None,
+            weight: 0.0,
+            scale: 1.0,
+        });
+    };
+    let mut weights = Vec::with_capacity(blocks.len());
+    for r in &blocks {
+        weights.push(
+            model
+                .mean_weight(&batch.part(r.clone()))
+                .ok_or_else(coupled)?,
+        );
+    }
+    let rows: Vec<usize> = blocks.iter().map(|r| r.len()).collect();
+    let scale = shares_of(&weights, &rows)[rank];
+    Ok(RankPart {
+        batch: Some(batch.part(mine).into_owned()),
+        weight: weights[rank],
+        scale,
+    })
 }
 
 fn best_ref(best: &Option<(f64, usize, ParamStore)>) -> Option<(f64, usize, &ParamStore)> {
@@ -282,28 +359,28 @@ pub fn run<T: Trainee>(
                         .map_err(|e| InputError::Data(format!("the training set: {e}")))?;
                 }
             }
-            // With slices, this rank's block of the global batch.
-            let batch = match batch {
-                Some(b) if slices => Some(
-                    b.part(parallel::local_range(b.n_rows, rank, size))
-                        .into_owned(),
-                ),
-                b => b,
-            };
-            let batch = batch.filter(|b| b.n_rows > 0);
-            let local_rows = batch.as_ref().map_or(0, |b| b.n_rows);
-            let local = match &batch {
-                Some(batch) => model.gradients(batch)?,
-                None => Computed::empty(T::PARTS),
-            };
             let (step, rows) = match dp.as_mut() {
+                None => {
+                    let batch = batch.filter(|b| b.n_rows > 0);
+                    let local = match &batch {
+                        Some(batch) => model.gradients(batch, 1.0)?,
+                        None => Computed::empty(T::PARTS),
+                    };
+                    (local, batch.as_ref().map_or(0, |b| b.n_rows))
+                }
                 Some(d) => {
-                    // Equal lengths on every rank, for the all-reduce.
+                    let part = rank_part(model, batch, slices, rank, size)?;
+                    let local = match &part.batch {
+                        Some(batch) => model.gradients(batch, part.scale)?,
+                        None => Computed::empty(T::PARTS),
+                    };
+                    // Equal lengths on every rank, for the exchange.
                     let mut local = local;
                     local.parts.resize(T::PARTS, 0.0);
-                    d.sum_step(local, local_rows).map_err(TrainError::from)?
+                    let rows = part.batch.as_ref().map_or(0, |b| b.n_rows);
+                    d.sum_step(local, rows, part.weight, slices)
+                        .map_err(TrainError::from)?
                 }
-                None => (local, local_rows),
             };
             let Computed {
                 loss,

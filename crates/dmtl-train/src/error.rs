@@ -66,6 +66,15 @@ pub enum TrainError {
         /// The most batches of an epoch on any rank.
         most: usize,
     },
+    /// The model's loss couples the rows of a batch (its [`crate::epochs::Trainee::mean_weight`]
+    /// is `None`), so a batch cannot be split over ranks.
+    #[error("rank {rank}: the loss couples the rows of a batch, which cannot be split over {ranks} ranks; train it in one process")]
+    Unsplittable {
+        /// This rank.
+        rank: usize,
+        /// The ranks of the job.
+        ranks: usize,
+    },
     /// Rank 0's validation report could not be passed to the other ranks.
     #[error("the validation report could not be sent to the other ranks: {0}")]
     Report(String),

@@ -32,8 +32,8 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use dmtl_dist::{sum_over_ranks, Collective, DistError, ExchangeStats, Layout, Shares};
-use dmtl_tensor::parallel::shard_ranges;
+use dmtl_dist::{sum_over_ranks, Collective, DistError, ExchangeStats, Layout};
+use dmtl_tensor::parallel::{shard_ranges, shares_of};
 use dmtl_tensor::threads::MIN_SHARD_ROWS;
 use dmtl_tensor::{Grads, ParamStore};
 
@@ -106,11 +106,18 @@ pub fn local_batch_size(batch_size: usize, rank: usize, size: usize) -> usize {
 /// goes to fewer ranks, the others get none), so that ranks of one thread each compute what
 /// that process computes.
 pub fn local_range(n_rows: usize, rank: usize, size: usize) -> Range<usize> {
-    let blocks = size.min(n_rows / MIN_SHARD_ROWS).max(1);
-    shard_ranges(n_rows, blocks)
+    block_ranges(n_rows, size)
         .get(rank)
         .cloned()
         .unwrap_or(0..0)
+}
+
+/// The blocks a global batch of `n_rows` rows is split into over `size` ranks, by rank: as many
+/// as one process of `size` threads splits it into, none under [`MIN_SHARD_ROWS`] rows (so
+/// possibly fewer blocks than ranks). See [`local_range`].
+pub fn block_ranges(n_rows: usize, size: usize) -> Vec<Range<usize>> {
+    let blocks = size.min(n_rows / MIN_SHARD_ROWS).max(1);
+    shard_ranges(n_rows, blocks)
 }
 
 /// One batch's loss, loss parts and gradients on one rank (or, after [`sum_step`], over the
@@ -183,9 +190,13 @@ impl DataParallel {
             .unwrap_or(0))
     }
 
-    /// The sum over ranks of one step: every rank's `local` computed on its `rows` rows,
-    /// weighted by its share of the step's rows. Returns the global batch's loss, parts and
-    /// gradients (the same bits on every rank) and its rows.
+    /// The sum over ranks of one step: every rank's `local` computed on its `rows` rows, whose
+    /// loss is a mean with denominator `weight` (its rows, or the sum of their weights), each
+    /// rank counting with its share of the step's total weight ([`shares_of`]). With
+    /// `prescaled`, `local.grads` are already those of the rank's share of the loss (the rank
+    /// knew its share before its backward pass, as with [`Split::Slices`]); otherwise they are
+    /// scaled here. Returns the global batch's loss, parts and gradients (the same bits on
+    /// every rank) and its rows.
     ///
     /// # Errors
     /// What the collective returns, and [`DistError::Layout`] when another rank's gradients do
@@ -194,9 +205,16 @@ impl DataParallel {
         &mut self,
         local: Computed,
         rows: usize,
+        weight: f64,
+        prescaled: bool,
     ) -> Result<(Computed, usize), DistError> {
         let start = Instant::now();
-        let out = sum_step(&*self.coll, &self.layout, local, rows);
+        let part = LocalPart {
+            rows,
+            weight,
+            prescaled,
+        };
+        let out = sum_step(&*self.coll, &self.layout, local, part);
         self.comm += start.elapsed();
         let (summed, rows, stats) = out?;
         self.steps += 1;
@@ -217,10 +235,24 @@ impl DataParallel {
     }
 }
 
+/// What one rank brings to a step besides its gradients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LocalPart {
+    /// The rank's rows in the step (0 for a rank out of rows).
+    pub rows: usize,
+    /// The denominator of the rank's mean loss: its rows, or the sum of their weights for a
+    /// weighted mean (0 for a rank out of rows).
+    pub weight: f64,
+    /// Whether the rank's gradients are already those of its share of the global loss.
+    pub prescaled: bool,
+}
+
 /// The sum over the ranks of `coll` of one step, as [`DataParallel::sum_step`] computes it:
-/// `local` (this rank's mean loss, parts and gradients over its `rows` rows) weighted by
-/// `rows / global rows`, the weighted losses carried in the same all-reduce as the dense
-/// gradients. Returns the global step, its rows and what this rank sent.
+/// `local` (this rank's mean loss, parts and gradients over `part.rows` rows), its share
+/// `shares_of(weights, rows)[rank]` of the global mean. One all-gather of every rank's rows,
+/// weight, loss and parts (their bits), so the global loss and parts are summed in f64 in rank
+/// order as one process sums its shards'; then [`sum_over_ranks`] of the gradients. Returns
+/// the global step, its rows and what this rank sent.
 ///
 /// # Errors
 /// What the collective returns; [`DistError::Layout`] when another rank's gradients do not fit
@@ -229,19 +261,53 @@ pub fn sum_step<C: Collective + ?Sized>(
     coll: &C,
     layout: &Layout,
     local: Computed,
-    rows: usize,
+    part: LocalPart,
 ) -> Result<(Computed, usize, ExchangeStats), DistError> {
-    let shares = Shares::gather(coll, rows as f64)?;
-    let w = shares.weight(coll.rank());
-    let w = if rows == 0 { 0.0 } else { w };
-    let mut extras = Vec::with_capacity(1 + local.parts.len());
-    extras.push(local.loss * w);
-    extras.extend(local.parts.iter().map(|p| p * w));
-    let summed = sum_over_ranks(coll, layout, &local.grads, w, &extras)?;
+    let words = |x: u64| [x as u32, (x >> 32) as u32];
+    let mut mine = Vec::with_capacity(5 + local.parts.len());
+    mine.extend(words(part.rows as u64));
+    mine.extend(words(part.weight.to_bits()));
+    mine.push(local.loss.to_bits());
+    mine.extend(local.parts.iter().map(|p| p.to_bits()));
+    let all = coll.all_gather_u32(&mine)?;
+    let word = |p: &[u32], i: usize| u64::from(p[i]) | (u64::from(p[i + 1]) << 32);
+    let mut rows = Vec::with_capacity(coll.size());
+    let mut weights = Vec::with_capacity(coll.size());
+    for (from, p) in all.parts().enumerate() {
+        if p.len() != mine.len() {
+            return Err(DistError::Layout {
+                rank: coll.rank(),
+                from,
+                reason: format!("{} step values, this rank has {}", p.len(), mine.len()),
+            });
+        }
+        rows.push(word(p, 0) as usize);
+        weights.push(f64::from_bits(word(p, 2)));
+    }
+    // A rank out of rows counts for nothing, whatever it sent as its weight.
+    for (w, &r) in weights.iter_mut().zip(&rows) {
+        if r == 0 {
+            *w = 0.0;
+        }
+    }
+    let shares = shares_of(&weights, &rows);
+    // The global loss and parts: the shares' weighted sum in f64, in rank order.
+    let mut values = vec![0.0f64; 1 + local.parts.len()];
+    for (p, &share) in all.parts().zip(&shares) {
+        for (acc, &bits) in values.iter_mut().zip(&p[4..]) {
+            *acc += share * f64::from(f32::from_bits(bits));
+        }
+    }
+    let scale = match (part.rows, part.prescaled) {
+        (0, _) => 0.0,
+        (_, true) => 1.0,
+        (_, false) => shares[coll.rank()] as f32,
+    };
+    let summed = sum_over_ranks(coll, layout, &local.grads, scale, &[])?;
     let computed = Computed {
-        loss: summed.extras[0],
-        parts: summed.extras[1..].to_vec(),
+        loss: values[0] as f32,
+        parts: values[1..].iter().map(|&v| v as f32).collect(),
         grads: summed.grads,
     };
-    Ok((computed, shares.total() as usize, summed.stats))
+    Ok((computed, rows.iter().sum(), summed.stats))
 }

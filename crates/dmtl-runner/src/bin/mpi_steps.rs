@@ -28,9 +28,12 @@ use std::time::Instant;
 use dmtl_dist::{abort_with, check_same_params, unwrap_or_abort, Collective, Layout};
 use dmtl_teacher::{Teacher, TeacherConfig};
 use dmtl_tensor::optim::Adam;
+use dmtl_tensor::parallel::shares_of;
 use dmtl_tensor::ParamStore;
 use dmtl_train::epochs::apply_step;
-use dmtl_train::parallel::{local_range, sum_step, Computed, DataParallel, Split};
+use dmtl_train::parallel::{
+    block_ranges, local_range, sum_step, Computed, DataParallel, LocalPart, Split,
+};
 use reference::{random_dataset, reference_schema};
 
 /// Rows of a global batch.
@@ -38,20 +41,34 @@ const B: usize = 1024;
 /// Untimed steps before the timed ones in `--bench`.
 const WARMUP: usize = 10;
 
+/// A rank's part of a step whose gradients carry their share already (rows-weighted loss).
+fn prescaled(rows: usize) -> LocalPart {
+    LocalPart {
+        rows,
+        weight: rows as f64,
+        prescaled: true,
+    }
+}
+
 fn arg(args: &[String], name: &str) -> Option<usize> {
     let i = args.iter().position(|a| a == name)?;
     args.get(i + 1).and_then(|v| v.parse().ok())
 }
 
-/// The gradients of `teacher` on rows `range` of `batch`, as the epoch loop hands them over.
+/// The gradients of `teacher` on this rank's block of `batch`, scaled by the block's share of
+/// the batch, as the epoch loop hands them over.
 fn local_gradients(
     teacher: &Teacher,
     batch: &dmtl_data::Batch,
     rank: usize,
     size: usize,
 ) -> (Computed, usize) {
+    let blocks = block_ranges(batch.n_rows, size);
+    let rows: Vec<usize> = blocks.iter().map(|r| r.len()).collect();
+    let weights: Vec<f64> = rows.iter().map(|&r| r as f64).collect();
+    let scale = shares_of(&weights, &rows).get(rank).copied().unwrap_or(0.0);
     let part = batch.part(local_range(batch.n_rows, rank, size));
-    let (grads, loss) = teacher.gradients(&part);
+    let (grads, loss) = teacher.gradients_scaled(&part, scale);
     let computed = Computed {
         loss: loss.total,
         parts: vec![loss.ctr, loss.ctcvr],
@@ -105,7 +122,8 @@ fn check(world: &dyn Collective, steps: usize, reference_shards: Option<usize>) 
     let (mut adam_split, mut adam_whole) = (Adam::new(1e-3), Adam::new(1e-3));
     for batch in data.batches(B, None, true) {
         let (local, rows) = local_gradients(&split, &batch, rank, size);
-        let (summed, _, _) = unwrap_or_abort(world, sum_step(world, &layout, local, rows));
+        let (summed, _, _) =
+            unwrap_or_abort(world, sum_step(world, &layout, local, prescaled(rows)));
         let mut grads = summed.grads;
         if apply_step(
             split.store_mut(),
@@ -202,7 +220,7 @@ fn bench(world: Rc<dyn Collective>, steps: usize) {
             continue;
         }
         let (local, rows) = local_gradients(&teacher, batch, rank, size);
-        let (summed, _) = unwrap_or_abort(&*world, dp.sum_step(local, rows));
+        let (summed, _) = unwrap_or_abort(&*world, dp.sum_step(local, rows, rows as f64, true));
         let mut grads = summed.grads;
         if apply_step(
             teacher.store_mut(),
