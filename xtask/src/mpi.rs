@@ -62,28 +62,17 @@ pub fn test(root: &Path, pure: bool) {
         );
         return;
     }
+    // Both MPI tests in one build of the whole workspace: its features then unify as in the
+    // suite's own build, so only the crates the `mpi` feature changes are built again (a build
+    // of one package resolves the shared dependencies' features anew and rebuilds them).
+    // dmtl-dist's: collectives and the exchange on 2 ranks; dmtl-runner's: the split step
+    // against one process, `dmtl train` on 2 ranks.
     let mut c = cargo(root);
     c.args([
         "test",
-        "-p",
-        "dmtl-dist",
+        "--workspace",
         "--features",
-        "mpi",
-        "--test",
-        "mpi",
-    ]);
-    if pure {
-        c.arg("--no-default-features");
-    }
-    run(c);
-    // Data-parallel training: the split step against one process, `dmtl train` on 2 ranks.
-    let mut c = cargo(root);
-    c.args([
-        "test",
-        "-p",
-        "dmtl-runner",
-        "--features",
-        "mpi",
+        "dmtl-dist/mpi,dmtl-runner/mpi",
         "--test",
         "mpi",
     ]);
