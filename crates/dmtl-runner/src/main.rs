@@ -146,8 +146,10 @@ enum Command {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// Size of the simulated feed.
-        #[arg(long, value_enum, default_value_t = Scale::Tiny)]
+        /// Size of the simulated feed: by default the demo's, on which the teacher has enough
+        /// data to learn from; `tiny` writes one in a second to try the commands, too small for
+        /// the models to be compared on it.
+        #[arg(long, value_enum, default_value_t = Scale::Default)]
         scale: Scale,
         /// Parquet instead of CSV.
         #[arg(long)]
