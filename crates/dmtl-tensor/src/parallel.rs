@@ -15,7 +15,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::threads;
-use crate::{Grads, Graph, ParamStore, Var};
+use crate::{Grads, Graph, ParamStore, Precision, Var};
 
 /// The summed result of [`data_parallel`].
 #[derive(Debug, Clone)]
@@ -100,6 +100,44 @@ where
     W: Fn(Range<usize>) -> f64,
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
 {
+    data_parallel_weighted_in(store, Precision::F32, n_rows, shards, weight, shard)
+}
+
+/// [`data_parallel`] with every shard's graph built [`Graph::with_precision`] `precision`
+/// (mixed-precision training).
+///
+/// # Panics
+/// As [`data_parallel`].
+pub fn data_parallel_with<F>(
+    store: &ParamStore,
+    precision: Precision,
+    n_rows: usize,
+    shard: F,
+) -> Sharded
+where
+    F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
+{
+    let shards = threads::shards_for(n_rows);
+    data_parallel_weighted_in(store, precision, n_rows, shards, |r| r.len() as f64, shard)
+}
+
+/// [`data_parallel_weighted`] with every shard's graph built [`Graph::with_precision`]
+/// `precision` (mixed-precision training).
+///
+/// # Panics
+/// As [`data_parallel`].
+pub fn data_parallel_weighted_in<W, F>(
+    store: &ParamStore,
+    precision: Precision,
+    n_rows: usize,
+    shards: usize,
+    weight: W,
+    shard: F,
+) -> Sharded
+where
+    W: Fn(Range<usize>) -> f64,
+    F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
+{
     let ranges = shard_ranges(n_rows, shards);
     let mut weights: Vec<f64> = if ranges.len() == 1 {
         vec![1.0]
@@ -114,7 +152,7 @@ where
         weights = ranges.iter().map(|r| r.len() as f64 / n).collect();
     }
     let run = |(r, weight): (Range<usize>, f64)| -> (f64, Vec<f32>, Option<Grads>) {
-        let g = Graph::new(store);
+        let g = Graph::with_precision(store, precision);
         let (loss, values) = shard(&g, r);
         let l = g.scalar(loss);
         let grads = l
