@@ -3,8 +3,8 @@
 use std::ops::Range;
 
 use dmtl_data::Batch;
-use dmtl_tensor::parallel::data_parallel_weighted;
-use dmtl_tensor::{threads, Grads, ParamStore};
+use dmtl_tensor::parallel::data_parallel_weighted_in;
+use dmtl_tensor::{threads, Grads, ParamStore, Precision};
 
 use crate::objective::{Objective, Targets};
 use crate::two_tower::TwoTower;
@@ -36,6 +36,22 @@ pub fn loss_and_grads(
     batch: &Batch,
     teacher: Option<&[f32]>,
 ) -> (f32, Grads) {
+    loss_and_grads_in(store, Precision::F32, towers, objective, batch, teacher)
+}
+
+/// [`loss_and_grads`] with the towers' dense products in `precision` (bf16 operands with f32
+/// accumulation for [`Precision::Bf16`] where the CPU has AVX-512 BF16, f32 elsewhere).
+///
+/// # Panics
+/// As [`loss_and_grads`].
+pub fn loss_and_grads_in(
+    store: &ParamStore,
+    precision: Precision,
+    towers: &TwoTower,
+    objective: &dyn Objective,
+    batch: &Batch,
+    teacher: Option<&[f32]>,
+) -> (f32, Grads) {
     let n = batch.n_rows;
     let targets_of = |r: Range<usize>| Targets {
         click: cut(&batch.click, r.clone()),
@@ -54,7 +70,7 @@ pub fn loss_and_grads(
             .mean_denominator(&targets_of(r), len)
             .unwrap_or(0.0)
     };
-    let sharded = data_parallel_weighted(store, n, shards, weight, |g, rows| {
+    let sharded = data_parallel_weighted_in(store, precision, n, shards, weight, |g, rows| {
         let b = &*batch.part(rows.clone());
         let s = towers.score(g, b);
         let loss = objective.loss(g, s, &targets_of(rows));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
 use crate::error::{Result, StudentError};
-use crate::step::loss_and_grads;
+use crate::step::loss_and_grads_in;
 use crate::two_tower::{score_rows, Student, TwoTower};
 
 /// Validation metrics of one epoch, of the score `s` against the labels.
@@ -237,6 +237,9 @@ impl Student {
         let (config, store, towers) = self.parts_mut();
         let opts = config.train.clone();
         let towers = towers.clone();
+        if let Some(notice) = opts.precision.fallback_notice("student") {
+            eprintln!("{notice}");
+        }
         let stream = train.in_memory().is_none();
         run_epochs(
             store,
@@ -264,8 +267,14 @@ impl Student {
                 }
                 let picked: Option<Vec<f32>> =
                     teacher.map(|t| batch.rows.iter().map(|&r| t[r as usize]).collect());
-                let (total, grads) =
-                    loss_and_grads(store, &towers, objective.as_ref(), batch, picked.as_deref());
+                let (total, grads) = loss_and_grads_in(
+                    store,
+                    opts.precision,
+                    &towers,
+                    objective.as_ref(),
+                    batch,
+                    picked.as_deref(),
+                );
                 Ok(StepLoss {
                     total,
                     grads,

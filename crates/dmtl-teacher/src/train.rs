@@ -3,8 +3,8 @@
 use dmtl_data::{check_dataset_labels, Batch, BatchSource, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_tensor::optim::Optimizer;
-use dmtl_tensor::parallel::data_parallel;
-use dmtl_tensor::Grads;
+use dmtl_tensor::parallel::data_parallel_with;
+use dmtl_tensor::{Grads, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -97,9 +97,18 @@ impl Teacher {
     /// # Panics
     /// When the batch is unlabelled or does not fit the schema and vocabularies.
     pub fn gradients(&self, batch: &Batch) -> (Grads, StepLoss) {
+        self.gradients_in(batch, self.config().train.precision)
+    }
+
+    /// [`Teacher::gradients`] with the dense products in `precision` (bf16 operands with f32
+    /// accumulation for [`Precision::Bf16`] where the CPU has AVX-512 BF16, f32 elsewhere).
+    ///
+    /// # Panics
+    /// As [`Teacher::gradients`].
+    pub fn gradients_in(&self, batch: &Batch, precision: Precision) -> (Grads, StepLoss) {
         let w = self.config().ctcvr_weight;
         // Row shards of the batch run forward and backward in parallel (one per thread).
-        let sharded = data_parallel(self.store(), batch.n_rows, |g, rows| {
+        let sharded = data_parallel_with(self.store(), precision, batch.n_rows, |g, rows| {
             let b = &*batch.part(rows);
             let out = self.forward(g, b);
             let loss = esmm_loss(
@@ -219,10 +228,14 @@ impl Teacher {
                 .map_err(|e| TeacherError::Data(format!("the {name} set: {e}")))?;
         }
         let fingerprint = state::config_value(&checked)?;
+        if let Some(notice) = opts.precision.fallback_notice("teacher") {
+            eprintln!("{notice}");
+        }
         let mut run = TeacherRun {
             stream: train.in_memory().is_none(),
             teacher: self,
             valid,
+            precision: opts.precision,
         };
         epochs::run(
             &mut run,
@@ -255,6 +268,8 @@ struct TeacherRun<'a> {
     valid: Option<&'a Dataset>,
     /// The training batches come from a stream, not a dataset checked up front.
     stream: bool,
+    /// The arithmetic of the steps' dense products (`opts.precision`).
+    precision: Precision,
 }
 
 impl Trainee for TeacherRun<'_> {
@@ -277,7 +292,7 @@ impl Trainee for TeacherRun<'_> {
                 .embeddings()
                 .check_fields(&batch.fields, batch.n_rows)?;
         }
-        let (grads, loss) = self.teacher.gradients(batch);
+        let (grads, loss) = self.teacher.gradients_in(batch, self.precision);
         Ok(Computed {
             loss: loss.total,
             parts: vec![loss.ctr, loss.ctcvr],
