@@ -1,0 +1,96 @@
+//! GFLOP/s of the three products of a linear layer, f32 (BLAS SGEMM) against the bf16 GEMM
+//! of mixed-precision training (`dmtl_tensor::bf16_gemm::matmul`), on one core, at the
+//! teacher's reference shapes (one shard of 512 rows; layers 208 -> 256 -> 128, towers
+//! 128 -> 64): forward `X W^T`, `dX = dZ W`, `dW = dZ^T X`, as the tape calls them.
+//!
+//! `cargo run --release -p dmtl-tensor --example bf16_gemm [-- ROUNDS]`
+
+use std::time::Instant;
+
+use dmtl_tensor::{bf16, bf16_gemm, threads};
+use ndarray::{Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+
+fn random(shape: (usize, usize), seed: u64) -> Array2<f32> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_simple_fn(shape, || rng.gen_range(-1.0f32..1.0))
+}
+
+/// Median seconds of `f` over `rounds` timed runs of enough calls to last ~20 ms.
+fn median_s(rounds: usize, mut f: impl FnMut() -> Array2<f32>) -> f64 {
+    let t = Instant::now();
+    let mut calls = 0;
+    while t.elapsed().as_secs_f64() < 0.02 {
+        std::hint::black_box(f());
+        calls += 1;
+    }
+    let mut v: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..calls {
+                std::hint::black_box(f());
+            }
+            t.elapsed().as_secs_f64() / calls as f64
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[rounds / 2]
+}
+
+fn main() {
+    if !bf16::available() {
+        println!("this CPU lacks AVX-512 BF16: nothing to compare");
+        return;
+    }
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map_or(9, |s| s.parse().expect("ROUNDS is a number"));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
+    let rows = 512;
+    println!("| layer | product | (m, k, n) | f32 GFLOP/s | bf16 GFLOP/s | bf16 / f32 |");
+    println!("|---|---|---|---:|---:|---:|");
+    let (mut t32, mut t16) = (0f64, 0f64);
+    for (i, &(k, n)) in [(208usize, 256usize), (256, 128), (128, 64)].iter().enumerate() {
+        let x = random((rows, k), 1 + i as u64);
+        let w = random((n, k), 2 + i as u64);
+        let dz = random((rows, n), 3 + i as u64);
+        type Pair<'a> = (ArrayView2<'a, f32>, ArrayView2<'a, f32>);
+        let products: [(&str, Pair<'_>); 3] = [
+            ("X W^T", (x.view(), w.t())),
+            ("dZ W", (dz.view(), w.view())),
+            ("dZ^T X", (dz.t(), x.view())),
+        ];
+        for (name, (a, b)) in products {
+            let flops = 2.0 * (a.nrows() * a.ncols() * b.ncols()) as f64;
+            // Inside a one-thread pool with a one-thread BLAS, as in a data-parallel shard.
+            let (s32, s16) = pool.install(|| {
+                threads::with_blas_threads(1, || {
+                    (
+                        median_s(rounds, || a.dot(&b)),
+                        median_s(rounds, || bf16_gemm::matmul(a, b)),
+                    )
+                })
+            });
+            t32 += s32;
+            t16 += s16;
+            println!(
+                "| {k} -> {n} | {name} | ({}, {}, {}) | {:.1} | {:.1} | {:.2}x |",
+                a.nrows(),
+                a.ncols(),
+                b.ncols(),
+                flops / s32 / 1e9,
+                flops / s16 / 1e9,
+                s32 / s16
+            );
+        }
+    }
+    println!(
+        "all nine products: f32 {:.3} ms, bf16 {:.3} ms, {:.2}x",
+        t32 * 1e3,
+        t16 * 1e3,
+        t32 / t16
+    );
+}
