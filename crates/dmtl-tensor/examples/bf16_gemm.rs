@@ -53,7 +53,10 @@ fn main() {
     println!("| layer | product | (m, k, n) | f32 GFLOP/s | bf16 GFLOP/s | bf16 / f32 |");
     println!("|---|---|---|---:|---:|---:|");
     let (mut t32, mut t16) = (0f64, 0f64);
-    for (i, &(k, n)) in [(208usize, 256usize), (256, 128), (128, 64)].iter().enumerate() {
+    for (i, &(k, n)) in [(208usize, 256usize), (256, 128), (128, 64)]
+        .iter()
+        .enumerate()
+    {
         let x = random((rows, k), 1 + i as u64);
         let w = random((n, k), 2 + i as u64);
         let dz = random((rows, n), 3 + i as u64);

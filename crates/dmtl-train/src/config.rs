@@ -58,12 +58,11 @@ pub struct TrainOptions {
     pub precision: Precision,
 }
 
-/// Reads `precision`, an unknown value's error naming the key (the tables that hold
-/// [`TrainOptions`] may be read from buffered content, whose errors lose the key path).
+/// Reads `precision` by name, an unknown value's error saying `unknown precision` and the
+/// accepted names (serde's own would speak of an unknown variant).
 fn precision_by_name<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
     let name = String::deserialize(d)?;
-    name.parse()
-        .map_err(|e: String| serde::de::Error::custom(format!("train.precision: {e}")))
+    name.parse().map_err(serde::de::Error::custom)
 }
 
 fn is_f32(p: &Precision) -> bool {
