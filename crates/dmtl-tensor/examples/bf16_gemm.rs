@@ -3,6 +3,9 @@
 //! teacher's reference shapes (one shard of 512 rows; layers 208 -> 256 -> 128, towers
 //! 128 -> 64): forward `X W^T`, `dX = dZ W`, `dW = dZ^T X`, as the tape calls them.
 //!
+//! Then the peak of the two instructions on this core: independent `vdpbf16ps` (32 bf16
+//! multiply-adds) and `vfmadd231ps` (16 f32 multiply-adds) on 28 zmm accumulators.
+//!
 //! `cargo run --release -p dmtl-tensor --example bf16_gemm [-- ROUNDS]`
 
 use std::time::Instant;
@@ -35,6 +38,42 @@ fn median_s(rounds: usize, mut f: impl FnMut() -> Array2<f32>) -> f64 {
         .collect();
     v.sort_by(f64::total_cmp);
     v[rounds / 2]
+}
+
+/// GFLOP/s of `n` rounds of 28 independent `vdpbf16ps` (64 flops each).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn peak_vdpbf16ps(n: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 28];
+    let a: __m512bh = std::mem::transmute(_mm512_set1_epi32(0x3f80_3f80));
+    let t = Instant::now();
+    for _ in 0..n {
+        for x in acc.iter_mut() {
+            *x = _mm512_dpbf16_ps(*x, a, a);
+        }
+    }
+    let s = t.elapsed().as_secs_f64();
+    std::hint::black_box(acc);
+    (28 * n * 64) as f64 / s / 1e9
+}
+
+/// GFLOP/s of `n` rounds of 28 independent `vfmadd231ps` (32 flops each).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn peak_vfmadd(n: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 28];
+    let (a, b) = (_mm512_set1_ps(0.5), _mm512_set1_ps(0.25));
+    let t = Instant::now();
+    for _ in 0..n {
+        for x in acc.iter_mut() {
+            *x = _mm512_fmadd_ps(*x, a, b);
+        }
+    }
+    let s = t.elapsed().as_secs_f64();
+    std::hint::black_box(acc);
+    (28 * n * 32) as f64 / s / 1e9
 }
 
 fn main() {
@@ -96,4 +135,13 @@ fn main() {
         t16 * 1e3,
         t32 / t16
     );
+    #[cfg(target_arch = "x86_64")]
+    {
+        let n = 10_000_000;
+        // SAFETY: `bf16::available()` (AVX-512F and AVX-512 BF16) was checked above.
+        let (dp, fma) = unsafe { (peak_vdpbf16ps(n), peak_vfmadd(n)) };
+        println!(
+            "instruction peak on one core: vdpbf16ps {dp:.1} GFLOP/s, vfmadd231ps {fma:.1} GFLOP/s"
+        );
+    }
 }
