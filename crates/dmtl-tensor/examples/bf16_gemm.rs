@@ -1,5 +1,6 @@
 //! GFLOP/s of the three products of a linear layer, f32 (BLAS SGEMM) against the bf16 GEMM
-//! of mixed-precision training (`dmtl_tensor::bf16_gemm::matmul`), on one core, at the
+//! of mixed-precision training (`dmtl_tensor::bf16_gemm::matmul_with`, on each kernel this CPU
+//! runs: `vdpbf16ps`, and AMX tiles where it has them), on one core, at the
 //! teacher's reference shapes (one shard of 512 rows; layers 208 -> 256 -> 128, towers
 //! 128 -> 64): forward `X W^T`, `dX = dZ W`, `dW = dZ^T X`, as the tape calls them.
 //!
@@ -89,9 +90,15 @@ fn main() {
         .build()
         .expect("pool");
     let rows = 512;
-    println!("| layer | product | (m, k, n) | f32 GFLOP/s | bf16 GFLOP/s | bf16 / f32 |");
-    println!("|---|---|---|---:|---:|---:|");
-    let (mut t32, mut t16) = (0f64, 0f64);
+    let kernels = bf16_gemm::kernels();
+    let names: Vec<String> = kernels.iter().map(|k| format!("{k:?} GFLOP/s")).collect();
+    println!(
+        "| layer | product | (m, k, n) | f32 GFLOP/s | {} | fastest / f32 |",
+        names.join(" | ")
+    );
+    println!("|---|---|---|---:|{}---:|", "---:|".repeat(kernels.len()));
+    let mut t32 = 0f64;
+    let mut t16 = vec![0f64; kernels.len()];
     for (i, &(k, n)) in [(208usize, 256usize), (256, 128), (128, 64)]
         .iter()
         .enumerate()
@@ -108,33 +115,41 @@ fn main() {
         for (name, (a, b)) in products {
             let flops = 2.0 * (a.nrows() * a.ncols() * b.ncols()) as f64;
             // Inside a one-thread pool with a one-thread BLAS, as in a data-parallel shard.
-            let (s32, s16) = pool.install(|| {
+            let (s32, s16): (f64, Vec<f64>) = pool.install(|| {
                 threads::with_blas_threads(1, || {
-                    (
-                        median_s(rounds, || a.dot(&b)),
-                        median_s(rounds, || bf16_gemm::matmul(a, b)),
-                    )
+                    let s32 = median_s(rounds, || a.dot(&b));
+                    let s16 = kernels
+                        .iter()
+                        .map(|&kn| median_s(rounds, || bf16_gemm::matmul_with(kn, a, b)))
+                        .collect();
+                    (s32, s16)
                 })
             });
             t32 += s32;
-            t16 += s16;
+            t16.iter_mut().zip(&s16).for_each(|(t, s)| *t += s);
+            let rates: Vec<String> = s16
+                .iter()
+                .map(|s| format!("{:.1}", flops / s / 1e9))
+                .collect();
             println!(
-                "| {k} -> {n} | {name} | ({}, {}, {}) | {:.1} | {:.1} | {:.2}x |",
+                "| {k} -> {n} | {name} | ({}, {}, {}) | {:.1} | {} | {:.2}x |",
                 a.nrows(),
                 a.ncols(),
                 b.ncols(),
                 flops / s32 / 1e9,
-                flops / s16 / 1e9,
-                s32 / s16
+                rates.join(" | "),
+                s32 / s16[0]
             );
         }
     }
-    println!(
-        "all nine products: f32 {:.3} ms, bf16 {:.3} ms, {:.2}x",
-        t32 * 1e3,
-        t16 * 1e3,
-        t32 / t16
-    );
+    for (kn, t) in kernels.iter().zip(&t16) {
+        println!(
+            "all nine products: f32 {:.3} ms, {kn:?} {:.3} ms, {:.2}x",
+            t32 * 1e3,
+            t * 1e3,
+            t32 / t
+        );
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let n = 10_000_000;

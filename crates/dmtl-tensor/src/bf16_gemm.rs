@@ -1,6 +1,7 @@
 //! A bf16 GEMM for mixed-precision training: `C = A B` with both operands rounded to bf16
-//! (round to nearest, ties to even) and the products accumulated in f32, on the micro-kernel
-//! of [`crate::bf16`] (`vdpbf16ps`, 12 rows x 32 columns per call).
+//! (round to nearest, ties to even) and the products accumulated in f32, on AMX tiles
+//! (`tdpbf16ps`, 32 x 32 per call) where the CPU has AMX-BF16, else on the micro-kernel of
+//! [`crate::bf16`] (`vdpbf16ps`, 12 rows x 32 columns per call) ([`Kernel`]).
 //!
 //! Unlike the inference path, which packs an MLP's weights once, both operands change every
 //! call here (the backward products multiply gradients), so each call packs them on the fly:
@@ -26,7 +27,29 @@ use crate::graph::Activation;
 /// Below this many multiply-adds a product runs on the calling thread alone.
 const PAR_MIN_FLOPS: usize = 1 << 21;
 
-/// `a . b` with bf16 operands and f32 accumulation.
+/// The micro-kernel a bf16 product runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// `vdpbf16ps` on zmm registers, 12 x 32 per call (AVX-512 BF16, [`available`]).
+    Avx512,
+    /// AMX `tdpbf16ps` on 16 x 16 tiles, 32 x 32 per call (AMX-BF16, granted by the OS).
+    Amx,
+}
+
+/// The kernels this CPU runs, fastest first (empty without AVX-512 BF16).
+pub fn kernels() -> Vec<Kernel> {
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if available() && crate::amx::available() {
+        v.push(Kernel::Amx);
+    }
+    if available() {
+        v.push(Kernel::Avx512);
+    }
+    v
+}
+
+/// `a . b` with bf16 operands and f32 accumulation, on the fastest kernel of [`kernels`].
 ///
 /// # Shapes
 /// `a`: `(m, k)`, `b`: `(k, n)` -> `(m, n)`; either may be any strided view (a transposed
@@ -36,9 +59,23 @@ const PAR_MIN_FLOPS: usize = 1 << 21;
 /// When the inner dimensions differ, or on a CPU without AVX-512 BF16 ([`available`] is
 /// false; [`crate::Precision::on_this_cpu`] chooses the f32 GEMM there).
 pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    let kernel = *kernels().first().unwrap_or_else(|| {
+        panic!("dmtl-tensor: bf16 matmul needs a CPU with AVX-512 BF16, which this one lacks")
+    });
+    matmul_with(kernel, a, b)
+}
+
+/// [`matmul`] on `kernel`.
+///
+/// # Shapes
+/// As [`matmul`].
+///
+/// # Panics
+/// When the inner dimensions differ, or this CPU does not run `kernel` (see [`kernels`]).
+pub fn matmul_with(kernel: Kernel, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     assert!(
-        available(),
-        "dmtl-tensor: bf16 matmul needs a CPU with AVX-512 BF16, which this one lacks"
+        kernels().contains(&kernel),
+        "dmtl-tensor: bf16 matmul: this CPU does not run the {kernel:?} kernel"
     );
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     assert_eq!(
@@ -50,12 +87,22 @@ pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     if m == 0 || n == 0 || k == 0 {
         return Array2::zeros((m, n));
     }
-    let t_len = k.div_ceil(2);
+    // Rows per kernel call, and k-pairs per packed row (AMX steps 16 pairs at a time).
+    let (mr, t_len) = match kernel {
+        Kernel::Avx512 => (MR, k.div_ceil(2)),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Amx => (
+            crate::amx::MA,
+            k.div_ceil(2).div_ceil(crate::amx::KT) * crate::amx::KT,
+        ),
+        #[cfg(not(target_arch = "x86_64"))]
+        Kernel::Amx => unreachable!("kernels() lists AMX on x86_64 only"),
+    };
     let n_pad = n.div_ceil(NR) * NR;
-    let rows_pad = m.div_ceil(MR) * MR;
+    let rows_pad = m.div_ceil(mr) * mr;
 
     // B's column block `blk`: `w[(blk * t_len + t) * NR + j] = (B[2t, c], B[2t + 1, c])` for
-    // `c = blk * NR + j`, zero beyond `n`, as the kernel reads it.
+    // `c = blk * NR + j`, zero beyond `n` and `k`, as both kernels read it.
     let mut w = vec![0u32; n_pad * t_len];
     let bt = b.reversed_axes();
     for (blk, wb) in w.chunks_exact_mut(t_len * NR).enumerate() {
@@ -65,38 +112,65 @@ pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     }
 
     let mut out: Vec<f32> = Vec::with_capacity(rows_pad * n_pad);
-    let chunk_rows = task_rows(m, n, k);
+    let chunk_rows = task_rows(m, n, k, mr);
     let run = |(ci, o): (usize, &mut [f32])| {
         let r0 = ci * chunk_rows;
         let rows = o.len() / n_pad;
         let r1 = (r0 + rows).min(m);
-        // A's rows `r0..r1` as `rows` x `t_len` pairs, padding rows zero.
+        // A's rows `r0..r1` as `rows` x `t_len` pairs, padding zero.
         let mut ap = vec![0u32; rows * t_len];
         pairs_into(a.slice(ndarray::s![r0..r1, ..]), &mut ap, t_len, 1);
-        let zero = [0f32; NR];
-        let dst = Dst::F32(o.as_mut_ptr());
-        for (blk, wb) in w.chunks_exact(t_len * NR).enumerate() {
-            for p in 0..rows / MR {
-                let panel = &ap[p * MR * t_len..(p + 1) * MR * t_len];
-                // SAFETY: `available()` was checked above; `panel` holds MR rows of `t_len`
-                // pairs, `wb` `t_len * NR` words, `zero` NR values, and `o` has `rows` rows
-                // of `n_pad` entries, of which the tile writes NR of MR rows from its offset.
+        match kernel {
+            Kernel::Avx512 => {
+                let zero = [0f32; NR];
+                let dst = Dst::F32(o.as_mut_ptr());
+                for (blk, wb) in w.chunks_exact(t_len * NR).enumerate() {
+                    for p in 0..rows / MR {
+                        let panel = &ap[p * MR * t_len..(p + 1) * MR * t_len];
+                        // SAFETY: `kernels()` listed this kernel, so `available()` holds;
+                        // `panel` holds MR rows of `t_len` pairs, `wb` `t_len * NR` words,
+                        // `zero` NR values, and `o` has `rows` rows of `n_pad` entries, of
+                        // which the tile writes NR of MR rows from its offset.
+                        unsafe {
+                            tile(
+                                panel,
+                                wb,
+                                t_len,
+                                &zero,
+                                Activation::Identity,
+                                dst.at(p * MR * n_pad + blk * NR),
+                                n_pad,
+                            )
+                        };
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => {
+                use crate::amx::{block, with_tiles, MA};
+                let op = o.as_mut_ptr();
+                // SAFETY: `kernels()` listed AMX, so `amx::available()` holds; `t_len` is a
+                // multiple of KT; `ap` holds `rows` (a multiple of MA) rows of `t_len` pairs,
+                // `w` `n_pad / NR` blocks of `t_len * NR` words, and `o` `rows` rows of
+                // `n_pad` entries, of which each call writes a 32 x 32 block.
                 unsafe {
-                    tile(
-                        panel,
-                        wb,
-                        t_len,
-                        &zero,
-                        Activation::Identity,
-                        dst.at(p * MR * n_pad + blk * NR),
-                        n_pad,
-                    )
+                    with_tiles(|| {
+                        for blk in 0..n_pad / NR {
+                            let wb = w.as_ptr().add(blk * t_len * NR);
+                            for p in 0..rows / MA {
+                                let c = op.add(p * MA * n_pad + blk * NR);
+                                block(ap.as_ptr().add(p * MA * t_len), wb, t_len, c, n_pad);
+                            }
+                        }
+                    })
                 };
             }
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Amx => unreachable!("kernels() lists AMX on x86_64 only"),
         }
     };
-    // SAFETY: every entry is written below (each chunk's tiles cover all of its `rows` rows,
-    // a multiple of MR, and all `n_pad` columns); f32 has no invalid bit patterns.
+    // SAFETY: every entry is written below (each chunk's kernel calls cover all of its `rows`
+    // rows, a multiple of `mr`, and all `n_pad` columns); f32 has no invalid bit patterns.
     #[allow(clippy::uninit_vec)]
     unsafe {
         out.set_len(rows_pad * n_pad)
@@ -108,27 +182,25 @@ pub fn matmul(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
     } else {
         out.chunks_mut(chunk_rows * n_pad).enumerate().for_each(run);
     }
-    if n_pad == n {
-        out.truncate(m * n);
-    } else {
+    if n_pad != n {
         for r in 0..m {
             out.copy_within(r * n_pad..r * n_pad + n, r * n);
         }
-        out.truncate(m * n);
     }
+    out.truncate(m * n);
     Array2::from_shape_vec((m, n), out).expect("m * n entries")
 }
 
-/// Rows of the output per task: all of them (rounded up to [`MR`]) on the calling thread for
+/// Rows of the output per task: all of them (rounded up to `mr`, the kernel's rows) on the calling thread for
 /// small products or inside a Rayon task (a data-parallel shard already keeps its core
 /// busy), else about four tasks per thread.
-fn task_rows(m: usize, n: usize, k: usize) -> usize {
-    let all = m.div_ceil(MR) * MR;
+fn task_rows(m: usize, n: usize, k: usize, mr: usize) -> usize {
+    let all = m.div_ceil(mr) * mr;
     let threads = rayon::current_num_threads();
     if threads < 2 || m * n * k < PAR_MIN_FLOPS || rayon::current_thread_index().is_some() {
         return all;
     }
-    (m.div_ceil(threads * 4).div_ceil(MR) * MR).min(all)
+    (m.div_ceil(threads * 4).div_ceil(mr) * mr).min(all)
 }
 
 /// Rounds the rows of `src` (`(rows, k)`) to bf16 pairs along `k`: entry `(i, t)` of the

@@ -47,6 +47,8 @@
 #[cfg(feature = "blas")]
 extern crate blas_src;
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub mod bf16;
 pub mod bf16_gemm;
 pub mod error;

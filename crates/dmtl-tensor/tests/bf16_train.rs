@@ -6,7 +6,7 @@
 //! line, on CPUs without AVX-512 BF16.
 
 use dmtl_tensor::bf16::{self, to_bf16_precision};
-use dmtl_tensor::bf16_gemm::matmul;
+use dmtl_tensor::bf16_gemm::{kernels, matmul, matmul_with};
 use dmtl_tensor::parallel::{data_parallel, data_parallel_with};
 use dmtl_tensor::{Activation, Graph, ParamKind, ParamStore, Precision};
 use ndarray::{Array2, ArrayView2};
@@ -101,7 +101,7 @@ fn f32_bound(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f64> {
     abs64(a).dot(&abs64(b)) * rel_bf16_vs_f32(k) + FLUSH * k as f64
 }
 
-/// The kernel on odd shapes and every layout (plain, transposed views): within f32
+/// Each kernel on odd shapes and every layout (plain, transposed views): within f32
 /// accumulation error of the same bf16 products summed in f64, and within the bf16 bound of
 /// the f32 product; rounding only one operand, or dropping the last inner pair, is caught.
 #[test]
@@ -109,6 +109,12 @@ fn bf16_gemm_is_the_rounded_product_accumulated_in_f32() {
     if !bf16_here("bf16_gemm_is_the_rounded_product_accumulated_in_f32") {
         return;
     }
+    for kernel in kernels() {
+        gemm_on(kernel);
+    }
+}
+
+fn gemm_on(kernel: dmtl_tensor::bf16_gemm::Kernel) {
     let (mut worst_tight, mut worst_f32) = (0f64, 0f64);
     let (mut caught_one_operand, mut caught_dropped_pair) = (0, 0);
     let shapes = [
@@ -129,7 +135,7 @@ fn bf16_gemm_is_the_rounded_product_accumulated_in_f32() {
             ("A B^T'", a0.view(), bt.t()),
             ("A^T' B^T'", at.t(), bt.t()),
         ] {
-            let c = matmul(a, b);
+            let c = matmul_with(kernel, a, b);
             let exact_rounded = product(a, b, true, true);
             let tb = tight_bound(a, b);
             worst_tight = worst_tight.max(check(
@@ -175,7 +181,7 @@ fn bf16_gemm_is_the_rounded_product_accumulated_in_f32() {
     // Every layout of the four shapes with k > 16 catches both wrong kernels.
     assert_eq!(caught_one_operand, 16);
     assert_eq!(caught_dropped_pair, 16);
-    println!("bf16 GEMM: worst error {worst_tight:.3} of the f32-accumulation bound, {worst_f32:.3} of the bf16 bound");
+    println!("bf16 GEMM ({kernel:?}): worst error {worst_tight:.3} of the f32-accumulation bound, {worst_f32:.3} of the bf16 bound");
 }
 
 /// On inputs whose rounding errors all have one sign (every entry `1 + 2^-8 - 2^-16`, which
@@ -191,15 +197,17 @@ fn the_bf16_bound_is_attained_on_adversarial_inputs() {
     let (m, k, n) = (24, 256, 64);
     let a = Array2::from_elem((m, k), v);
     let b = Array2::from_elem((k, n), v);
-    let c = matmul(a.view(), b.view());
-    let f32c = a.dot(&b);
-    let bound = f32_bound(a.view(), b.view());
-    let worst = check("adversarial", c.view(), to64(f32c.view()).view(), &bound);
-    assert!(
-        worst > 0.98,
-        "the error reached only {worst:.3} of the bound"
-    );
-    println!("adversarial inputs: the error is {worst:.4} of the bound");
+    for kernel in kernels() {
+        let c = matmul_with(kernel, a.view(), b.view());
+        let f32c = a.dot(&b);
+        let bound = f32_bound(a.view(), b.view());
+        let worst = check("adversarial", c.view(), to64(f32c.view()).view(), &bound);
+        assert!(
+            worst > 0.98,
+            "{kernel:?}: the error reached only {worst:.3} of the bound"
+        );
+        println!("adversarial inputs ({kernel:?}): the error is {worst:.4} of the bound");
+    }
 }
 
 /// The four products of the tape's `MatMul`, every transpose flag, under `Bf16`: the value
