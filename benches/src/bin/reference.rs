@@ -8,18 +8,21 @@
 //! Tasks, with the same names as the twin's: `teacher_train` (one MMoE+ESMM training step of
 //! 1,024 impressions with Adam), `student_train` (one distillation step), `teacher_infer`
 //! (scoring 16 batches of 1,024 in parallel), `user_tower_infer` (user vectors of 1,024
-//! impressions; `--bf16`: the MLP in bf16). Prints one JSON line with the twin's keys.
+//! impressions). `--bf16`: the training steps' dense products in bf16 with f32 accumulation
+//! (`precision = "bf16"`), the user tower's MLP in bf16; f32 with a line saying so on a CPU
+//! without AVX-512 BF16. Prints one JSON line with the twin's keys.
 
 #[path = "../../../crates/dmtl-teacher/benches/reference/mod.rs"]
 mod reference;
 
 use dmtl_benches::windows::{json_line, measure, WindowOptions};
 use dmtl_data::Batch;
-use dmtl_student::step::loss_and_grads;
+use dmtl_student::step::loss_and_grads_in;
 use dmtl_student::synthetic::{random_dataset, reference_fields, schema_and_vocabs};
 use dmtl_student::{Precision, Student, StudentConfig};
 use dmtl_teacher::{Teacher, TeacherConfig};
 use dmtl_tensor::optim::{Adam, Optimizer};
+use dmtl_tensor::Precision as TrainPrecision;
 use rand::{Rng, SeedableRng};
 
 const B: usize = 1024;
@@ -48,11 +51,13 @@ fn fail(msg: &str) -> ! {
     std::process::exit(2)
 }
 
-fn teacher_batches() -> (Teacher, Vec<Batch>) {
+fn teacher_batches(precision: TrainPrecision) -> (Teacher, Vec<Batch>) {
     let (schema, vocabs) = reference::reference_schema();
     let data = reference::random_dataset(N_BATCHES * B, 1);
     let batches = data.batches(B, None, true).collect();
-    let teacher = Teacher::new(TeacherConfig::default(), &schema, &vocabs).expect("teacher");
+    let mut config = TeacherConfig::default();
+    config.train.precision = precision;
+    let teacher = Teacher::new(config, &schema, &vocabs).expect("teacher");
     (teacher, batches)
 }
 
@@ -87,6 +92,16 @@ fn main() {
     let threads = dmtl_tensor::threads::init(
         value(&args, "--threads").map(|_| number(&args, "--threads", 0)),
     );
+    let train_precision = if bf16 {
+        TrainPrecision::Bf16
+    } else {
+        TrainPrecision::F32
+    };
+    if task.ends_with("_train") {
+        if let Some(notice) = train_precision.fallback_notice(&task[..task.len() - 6]) {
+            eprintln!("{notice}");
+        }
+    }
     let mut i = 0usize;
     let mut next = || {
         i += 1;
@@ -94,14 +109,14 @@ fn main() {
     };
     let w = match task {
         "teacher_train" => {
-            let (mut teacher, batches) = teacher_batches();
+            let (mut teacher, batches) = teacher_batches(train_precision);
             let mut adam = Adam::new(1e-3);
             measure(B as f64, &opts, || {
                 teacher.train_step(&mut adam, &batches[next()], None);
             })
         }
         "teacher_infer" => {
-            let (teacher, _) = teacher_batches();
+            let (teacher, _) = teacher_batches(TrainPrecision::F32);
             let log = reference::random_dataset(16 * B, 2);
             measure(log.n_rows as f64, &opts, || {
                 teacher.predict(&log).expect("fits");
@@ -113,12 +128,14 @@ fn main() {
             let objective = student.config().objective.build();
             measure(B as f64, &opts, || {
                 let (batch, soft) = &batches[next()];
-                let (_, grads) = loss_and_grads(
+                let (_, grads) = loss_and_grads_in(
                     student.store(),
+                    train_precision,
                     student.towers(),
                     objective.as_ref(),
                     batch,
                     Some(soft),
+                    1.0,
                 );
                 adam.step(student.store_mut(), &grads);
             })

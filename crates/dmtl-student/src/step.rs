@@ -3,8 +3,8 @@
 use std::ops::Range;
 
 use dmtl_data::Batch;
-use dmtl_tensor::parallel::data_parallel_scaled;
-use dmtl_tensor::{threads, Grads, ParamStore};
+use dmtl_tensor::parallel::{data_parallel_by, Sharding};
+use dmtl_tensor::{threads, Grads, ParamStore, Precision};
 
 use crate::objective::{Objective, Targets};
 use crate::two_tower::TwoTower;
@@ -36,7 +36,15 @@ pub fn loss_and_grads(
     batch: &Batch,
     teacher: Option<&[f32]>,
 ) -> (f32, Grads) {
-    loss_and_grads_scaled(store, towers, objective, batch, teacher, 1.0)
+    loss_and_grads_in(
+        store,
+        Precision::F32,
+        towers,
+        objective,
+        batch,
+        teacher,
+        1.0,
+    )
 }
 
 /// The targets of rows `r` of `batch`, with the teacher's pCTCVR of those rows when given.
@@ -65,14 +73,17 @@ pub fn mean_weight(
     objective.mean_denominator(&targets_of(batch, teacher, 0..n), n)
 }
 
-/// [`loss_and_grads`] of `scale` times the loss (the loss returned stays the batch's mean):
-/// what one rank of a data-parallel job computes for its block of a global batch, `scale`
-/// being the block's share of the global batch's [`mean_weight`].
+/// [`loss_and_grads`] with the towers' dense products in `precision` (bf16 operands with f32
+/// accumulation for [`Precision::Bf16`] where the CPU has AVX-512 BF16, f32 elsewhere) and the
+/// gradients of `scale` times the loss (the loss returned stays the batch's mean): `scale` is
+/// 1 in one process, and one rank of a data-parallel job passes its block's share of the
+/// global batch's [`mean_weight`].
 ///
 /// # Panics
 /// As [`loss_and_grads`].
-pub fn loss_and_grads_scaled(
+pub fn loss_and_grads_in(
     store: &ParamStore,
+    precision: Precision,
     towers: &TwoTower,
     objective: &dyn Objective,
     batch: &Batch,
@@ -91,7 +102,8 @@ pub fn loss_and_grads_scaled(
             .mean_denominator(&targets_of(r), len)
             .unwrap_or(0.0)
     };
-    let sharded = data_parallel_scaled(store, n, shards, scale, weight, |g, rows| {
+    let sharding = Sharding::new(shards).scaled(scale).in_precision(precision);
+    let sharded = data_parallel_by(store, n, sharding, weight, |g, rows| {
         let b = &*batch.part(rows.clone());
         let s = towers.score(g, b);
         let loss = objective.loss(g, s, &targets_of(rows));

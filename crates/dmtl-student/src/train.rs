@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainOptions;
 use crate::error::{Result, StudentError};
-use crate::step::{loss_and_grads_scaled, mean_weight};
+use crate::step::{loss_and_grads_in, mean_weight};
 use crate::two_tower::{score_rows, Student, TwoTower};
 
 /// Validation metrics of one epoch, of the score `s` against the labels.
@@ -247,6 +247,9 @@ impl Student {
         let (config, store, towers) = self.parts_mut();
         let opts = config.train.clone();
         let towers = towers.clone();
+        if let Some(notice) = opts.precision.fallback_notice("student") {
+            eprintln!("{notice}");
+        }
         let stream = train.in_memory().is_none();
         // The teacher's pCTCVR of a batch's rows.
         let picked = |batch: &Batch| -> Option<Vec<f32>> {
@@ -277,8 +280,9 @@ impl Student {
                         n_rows: batch.n_rows,
                     })?;
                 }
-                let (total, grads) = loss_and_grads_scaled(
+                let (total, grads) = loss_and_grads_in(
                     store,
+                    opts.precision,
                     &towers,
                     objective.as_ref(),
                     batch,

@@ -3,9 +3,8 @@
 use dmtl_data::{check_dataset_labels, Batch, BatchSource, Dataset};
 use dmtl_loss::{esmm_loss, Reduction};
 use dmtl_tensor::optim::Optimizer;
-use dmtl_tensor::parallel::data_parallel_scaled;
-use dmtl_tensor::threads;
-use dmtl_tensor::Grads;
+use dmtl_tensor::parallel::{data_parallel_by, Sharding};
+use dmtl_tensor::{Grads, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -98,22 +97,29 @@ impl Teacher {
     /// # Panics
     /// When the batch is unlabelled or does not fit the schema and vocabularies.
     pub fn gradients(&self, batch: &Batch) -> (Grads, StepLoss) {
-        self.gradients_scaled(batch, 1.0)
+        self.gradients_in(batch, self.config().train.precision, 1.0)
     }
 
-    /// [`Teacher::gradients`] of `scale` times the loss (the loss reported stays the batch
-    /// mean): what one rank of a data-parallel job computes for its block of a global batch,
-    /// `scale` being the block's share of the global batch's rows.
+    /// [`Teacher::gradients`] with the dense products in `precision` (bf16 operands with f32
+    /// accumulation for [`Precision::Bf16`] where the CPU has AVX-512 BF16, f32 elsewhere) and
+    /// the gradients of `scale` times the loss (the loss reported stays the batch mean): `scale`
+    /// is 1 in one process, and a rank of a data-parallel job passes its block's share of the
+    /// global batch's rows.
     ///
     /// # Panics
     /// As [`Teacher::gradients`].
-    pub fn gradients_scaled(&self, batch: &Batch, scale: f64) -> (Grads, StepLoss) {
+    pub fn gradients_in(
+        &self,
+        batch: &Batch,
+        precision: Precision,
+        scale: f64,
+    ) -> (Grads, StepLoss) {
         let w = self.config().ctcvr_weight;
         let n = batch.n_rows;
         // Row shards of the batch run forward and backward in parallel (one per thread).
         let rows = |r: std::ops::Range<usize>| r.len() as f64;
-        let shards = threads::shards_for(n);
-        let sharded = data_parallel_scaled(self.store(), n, shards, scale, rows, |g, rows| {
+        let sharding = Sharding::for_rows(n).scaled(scale).in_precision(precision);
+        let sharded = data_parallel_by(self.store(), n, sharding, rows, |g, rows| {
             let b = &*batch.part(rows);
             let out = self.forward(g, b);
             let loss = esmm_loss(
@@ -233,10 +239,14 @@ impl Teacher {
                 .map_err(|e| TeacherError::Data(format!("the {name} set: {e}")))?;
         }
         let fingerprint = state::config_value(&checked)?;
+        if let Some(notice) = opts.precision.fallback_notice("teacher") {
+            eprintln!("{notice}");
+        }
         let mut run = TeacherRun {
             stream: train.in_memory().is_none(),
             teacher: self,
             valid,
+            precision: opts.precision,
         };
         epochs::run(
             &mut run,
@@ -269,6 +279,8 @@ struct TeacherRun<'a> {
     valid: Option<&'a Dataset>,
     /// The training batches come from a stream, not a dataset checked up front.
     stream: bool,
+    /// The arithmetic of the steps' dense products (`opts.precision`).
+    precision: Precision,
 }
 
 impl Trainee for TeacherRun<'_> {
@@ -291,7 +303,7 @@ impl Trainee for TeacherRun<'_> {
                 .embeddings()
                 .check_fields(&batch.fields, batch.n_rows)?;
         }
-        let (grads, loss) = self.teacher.gradients_scaled(batch, scale);
+        let (grads, loss) = self.teacher.gradients_in(batch, self.precision, scale);
         Ok(Computed {
             loss: loss.total,
             parts: vec![loss.ctr, loss.ctcvr],

@@ -31,9 +31,9 @@ use crate::nn::Mlp;
 use crate::params::ParamStore;
 
 /// Rows per micro-kernel call.
-const MR: usize = 12;
+pub(crate) const MR: usize = 12;
 /// Columns per micro-kernel call (two 16-lane registers).
-const NR: usize = 32;
+pub(crate) const NR: usize = 32;
 /// Most rows one Rayon task takes: its activations (a few hundred KiB at most) stay in L2.
 const MAX_TASK_ROWS: usize = 32 * MR;
 
@@ -348,7 +348,7 @@ fn task_rows(m: usize, threads: usize) -> usize {
 }
 
 /// Rounds a row to bf16 pairs `(x[2t], x[2t + 1])`, the last high half zero for odd widths.
-fn pack_row(row: &[f32], out: &mut [u32]) {
+pub(crate) fn pack_row(row: &[f32], out: &mut [u32]) {
     let pairs = row.chunks_exact(2);
     if let Some(&last) = pairs.remainder().first() {
         out[row.len() / 2] = round_bf16(last) as u32;
@@ -364,7 +364,7 @@ fn pack_row(row: &[f32], out: &mut [u32]) {
 /// The CPU must support AVX-512F; `out` must hold `row.len().div_ceil(2)` entries.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
+pub(crate) unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
     use std::arch::x86_64::*;
     let full = row.len() / NR;
     assert!(out.len() >= row.len().div_ceil(2));
@@ -379,19 +379,19 @@ unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
+pub(crate) unsafe fn pack_row_wide(row: &[f32], out: &mut [u32]) {
     pack_row(row, out)
 }
 
 /// Where a tile's output goes: f32 values (the last layer) or bf16 pairs for the next layer.
 #[derive(Clone, Copy)]
-enum Dst {
+pub(crate) enum Dst {
     F32(*mut f32),
     Bf16(*mut u32),
 }
 
 impl Dst {
-    fn at(self, off: usize) -> Dst {
+    pub(crate) fn at(self, off: usize) -> Dst {
         // `wrapping_add` keeps this safe to call; the tile only dereferences in-bounds entries.
         match self {
             Dst::F32(p) => Dst::F32(p.wrapping_add(off)),
@@ -410,7 +410,7 @@ impl Dst {
 /// tile's rows.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile(
+pub(crate) unsafe fn tile(
     a: &[u32],
     w: &[u32],
     t_len: usize,
@@ -474,6 +474,14 @@ unsafe fn tile(
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn round_vec(v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m256i {
+    std::arch::x86_64::_mm512_cvtepi32_epi16(round_lanes(v))
+}
+
+/// [`round_bf16`] of 16 lanes, each result in the low half of its 32-bit lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) unsafe fn round_lanes(v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512i {
     use std::arch::x86_64::*;
     let b = _mm512_castps_si512(v);
     let high = _mm512_srli_epi32::<16>(b);
@@ -482,11 +490,11 @@ unsafe fn round_vec(v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m256i 
     let r = _mm512_srli_epi32::<16>(r);
     let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
     let quiet = _mm512_or_si512(high, _mm512_set1_epi32(0x0040));
-    _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, r, quiet))
+    _mm512_mask_blend_epi32(nan, r, quiet)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile(
+pub(crate) unsafe fn tile(
     _a: &[u32],
     _w: &[u32],
     _t_len: usize,

@@ -8,6 +8,8 @@
 //! - [`optim`]: SGD, Adam (lazy on embedding rows), Adagrad, each saving and restoring its
 //!   state in one safetensors format; [`Grads`] clips by global norm.
 //! - [`nn`]: a linear layer and an MLP; [`bf16`]: an optional bf16 inference path for MLPs;
+//!   [`Precision`]: mixed-precision training, the tape's dense products in bf16 with f32
+//!   accumulation ([`bf16_gemm`]);
 //!   [`threads`]: the one place deciding BLAS and Rayon thread counts.
 //!
 //! Every public function taking or returning tensors gives their shapes in a `# Shapes`
@@ -45,7 +47,10 @@
 #[cfg(feature = "blas")]
 extern crate blas_src;
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub mod bf16;
+pub mod bf16_gemm;
 pub mod error;
 pub mod graph;
 pub mod init;
@@ -54,6 +59,7 @@ pub mod nn;
 pub mod optim;
 pub mod parallel;
 pub mod params;
+pub mod precision;
 mod tensor_file;
 pub mod threads;
 
@@ -61,3 +67,4 @@ pub use error::TensorError;
 pub use graph::{Activation, BackwardFn, Graph, Op, Pooling, Unary, Var};
 pub use init::Init;
 pub use params::{Grad, Grads, Param, ParamId, ParamKind, ParamStore, SparseGrad};
+pub use precision::Precision;

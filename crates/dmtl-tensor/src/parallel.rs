@@ -15,7 +15,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::threads;
-use crate::{Grads, Graph, ParamStore, Var};
+use crate::{Grads, Graph, ParamStore, Precision, Var};
 
 /// The summed result of [`data_parallel`].
 #[derive(Debug, Clone)]
@@ -123,23 +123,60 @@ where
     W: Fn(Range<usize>) -> f64,
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
 {
-    data_parallel_scaled(store, n_rows, shards, 1.0, weight, shard)
+    data_parallel_by(store, n_rows, Sharding::new(shards), weight, shard)
 }
 
-/// [`data_parallel_weighted`] for `scale` times the batch's loss: the gradients are those of
-/// `scale` x the weighted mean (the values reported stay unscaled means).
-///
-/// A rank of a data-parallel job computes its block of a global batch with the block's share
-/// of the global mean as `scale`, which seeds the backward pass exactly as one process seeds
-/// the same block's shard; see [`shares_of`].
+/// How [`data_parallel_by`] splits a batch and differentiates it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sharding {
+    /// Row shards (clamped to `1..=n_rows`); [`threads::shards_for`] gives one process's.
+    pub shards: usize,
+    /// The gradients are those of `scale` times the loss (the values reported stay unscaled
+    /// means): 1 in one process; a rank of a data-parallel job passes its block's share of the
+    /// global batch, which seeds the backward pass exactly as one process seeds the same
+    /// block's shard (see [`shares_of`]).
+    pub scale: f64,
+    /// The arithmetic of the shards' dense products (each shard's graph is built
+    /// [`Graph::with_precision`] it).
+    pub precision: Precision,
+}
+
+impl Sharding {
+    /// `shards` row shards, scale 1, f32 products.
+    pub fn new(shards: usize) -> Sharding {
+        Sharding {
+            shards,
+            scale: 1.0,
+            precision: Precision::F32,
+        }
+    }
+
+    /// One process's shards of a batch of `n_rows` rows ([`threads::shards_for`]), scale 1,
+    /// f32 products.
+    pub fn for_rows(n_rows: usize) -> Sharding {
+        Sharding::new(threads::shards_for(n_rows))
+    }
+
+    /// The same with the gradients of `scale` times the loss.
+    pub fn scaled(self, scale: f64) -> Sharding {
+        Sharding { scale, ..self }
+    }
+
+    /// The same with the dense products in `precision`.
+    pub fn in_precision(self, precision: Precision) -> Sharding {
+        Sharding { precision, ..self }
+    }
+}
+
+/// [`data_parallel_weighted`] as `sharding` says: its shard count, the scale of the gradients
+/// and the precision of the dense products.
 ///
 /// # Panics
 /// As [`data_parallel`].
-pub fn data_parallel_scaled<W, F>(
+pub fn data_parallel_by<W, F>(
     store: &ParamStore,
     n_rows: usize,
-    shards: usize,
-    scale: f64,
+    sharding: Sharding,
     weight: W,
     shard: F,
 ) -> Sharded
@@ -147,6 +184,11 @@ where
     W: Fn(Range<usize>) -> f64,
     F: Fn(&Graph<'_>, Range<usize>) -> (Var, Vec<f32>) + Sync,
 {
+    let Sharding {
+        shards,
+        scale,
+        precision,
+    } = sharding;
     let ranges = shard_ranges(n_rows, shards);
     let weights: Vec<f64> = if ranges.len() == 1 {
         vec![1.0]
@@ -156,7 +198,7 @@ where
         shares_of(&w, &rows)
     };
     let run = |(r, weight): (Range<usize>, f64)| -> (f64, Vec<f32>, Option<Grads>) {
-        let g = Graph::new(store);
+        let g = Graph::with_precision(store, precision);
         let (loss, values) = shard(&g, r);
         let l = g.scalar(loss);
         let grads = l

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use dmtl_tensor::parallel::{
-    data_parallel_in, data_parallel_scaled, data_parallel_weighted, shard_ranges, shares_of,
+    data_parallel_by, data_parallel_in, data_parallel_weighted, shard_ranges, shares_of, Sharding,
 };
 use dmtl_tensor::{Activation, Grad, Grads, Graph, ParamId, ParamKind, ParamStore, Var};
 use ndarray::Array2;
@@ -181,9 +181,13 @@ fn blocks_computed_apart_with_their_shares_sum_to_the_sharded_gradient_bit_for_b
     let mut summed: Option<Grads> = None;
     for (block, &share) in blocks.iter().zip(&shares) {
         let start = block.start;
-        let part = data_parallel_scaled(&m.store, block.len(), 1, share, weight, |g, r| {
-            f(g, start + r.start..start + r.end)
-        });
+        let part = data_parallel_by(
+            &m.store,
+            block.len(),
+            Sharding::new(1).scaled(share),
+            weight,
+            |g, r| f(g, start + r.start..start + r.end),
+        );
         match summed.as_mut() {
             None => summed = Some(part.grads),
             Some(s) => s.merge(part.grads),
@@ -200,8 +204,14 @@ fn blocks_computed_apart_with_their_shares_sum_to_the_sharded_gradient_bit_for_b
     }
     // Scaling the unscaled block gradients afterwards is the same only up to rounding: the
     // scale must seed the backward pass.
-    let unscaled = data_parallel_scaled(&m.store, blocks[0].len(), 1, 1.0, weight, &f);
-    let scaled = data_parallel_scaled(&m.store, blocks[0].len(), 1, shares[0], weight, &f);
+    let unscaled = data_parallel_by(&m.store, blocks[0].len(), Sharding::new(1), weight, &f);
+    let scaled = data_parallel_by(
+        &m.store,
+        blocks[0].len(),
+        Sharding::new(1).scaled(shares[0]),
+        weight,
+        &f,
+    );
     let a = dense(&unscaled.grads, m.w1, 50) * shares[0] as f32;
     let b = dense(&scaled.grads, m.w1, 50);
     let scale = b.iter().fold(0.0f32, |s, x| s.max(x.abs()));

@@ -12,9 +12,15 @@
 //! assert_eq!(opts.on_non_finite, OnNonFinite::Skip);
 //! assert_eq!(opts.batch_size, 1024);
 //! assert_eq!(opts.invalid_key(), None);
+//! assert_eq!(opts.precision, dmtl_tensor::Precision::F32);
+//! let bf16: TrainOptions = toml::from_str("precision = \"bf16\"").unwrap();
+//! assert_eq!(bf16.precision, dmtl_tensor::Precision::Bf16);
+//! let err = toml::from_str::<TrainOptions>("precision = \"fp16\"").unwrap_err();
+//! assert!(err.to_string().contains("precision"), "{err}");
 //! ```
 
-use serde::{Deserialize, Serialize};
+pub use dmtl_tensor::Precision;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Training settings, the `[train]` table of the teacher's and of the student's
 /// configuration alike; [`crate::epochs::run`] follows them.
@@ -44,6 +50,23 @@ pub struct TrainOptions {
     /// Stop after this many batches of this call (the state is written first) and return
     /// [`crate::TrainError::Interrupted`]: how tests emulate a killed run. `None`: never.
     pub stop_after_batches: Option<usize>,
+    /// The arithmetic of the dense products of every training step: `"f32"` (default) or
+    /// `"bf16"` (bf16 operands, f32 accumulation, f32 master weights and optimizer state; on
+    /// CPUs without AVX-512 BF16 training runs in f32 and says so in one line). Written to a
+    /// configuration only when not f32, so f32 configurations read and write as before.
+    #[serde(deserialize_with = "precision_by_name", skip_serializing_if = "is_f32")]
+    pub precision: Precision,
+}
+
+/// Reads `precision` by name, an unknown value's error saying `unknown precision` and the
+/// accepted names (serde's own would speak of an unknown variant).
+fn precision_by_name<'de, D: Deserializer<'de>>(d: D) -> Result<Precision, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(serde::de::Error::custom)
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 /// What a batch with a NaN or infinite loss, gradient or update does to training.
@@ -70,6 +93,7 @@ impl Default for TrainOptions {
             on_non_finite: OnNonFinite::Stop,
             checkpoint_every: 0,
             stop_after_batches: None,
+            precision: Precision::F32,
         }
     }
 }

@@ -158,7 +158,7 @@ pub trait Trainee {
     /// rank of a data-parallel job passes its block's share of the global batch
     /// ([`dmtl_tensor::parallel::shares_of`] of the blocks' [`Trainee::mean_weight`]s), which
     /// the model must apply as the seed of its backward pass (as
-    /// [`dmtl_tensor::parallel::data_parallel_scaled`] does) for the ranks to train, to the bit,
+    /// [`dmtl_tensor::parallel::Sharding::scale`] does) for the ranks to train, to the bit,
     /// what one process's row shards train. A batch of a streamed source has had its labels
     /// checked; the model checks that it fits its fields.
     fn gradients(&mut self, batch: &Batch, scale: f64) -> Result<Computed, Self::Error>;

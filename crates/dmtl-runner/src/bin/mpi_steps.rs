@@ -68,7 +68,8 @@ fn local_gradients(
     let weights: Vec<f64> = rows.iter().map(|&r| r as f64).collect();
     let scale = shares_of(&weights, &rows).get(rank).copied().unwrap_or(0.0);
     let part = batch.part(local_range(batch.n_rows, rank, size));
-    let (grads, loss) = teacher.gradients_scaled(&part, scale);
+    let precision = teacher.config().train.precision;
+    let (grads, loss) = teacher.gradients_in(&part, precision, scale);
     let computed = Computed {
         loss: loss.total,
         parts: vec![loss.ctr, loss.ctcvr],

@@ -165,6 +165,29 @@ mod tests {
         }
     }
 
+    /// `precision` in `[teacher.train]` and `[student.train]`: f32 by default, bf16 read, an
+    /// unknown value refused with the key in the error.
+    #[test]
+    fn training_precision_is_read_and_unknown_values_are_refused() {
+        use dmtl_tensor::Precision;
+        let c = parse(SIM).unwrap();
+        assert_eq!(c.teacher.train.precision, Precision::F32);
+        assert_eq!(c.student.train.precision, Precision::F32);
+        let c = parse(&format!(
+            "{SIM}[teacher.train]\nprecision = \"bf16\"\n[student.train]\nprecision = \"bf16\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.teacher.train.precision, Precision::Bf16);
+        assert_eq!(c.student.train.precision, Precision::Bf16);
+        assert_eq!(parse(&c.to_toml_string()).unwrap(), c);
+        for section in ["student.train", "teacher.train"] {
+            let e = parse(&format!("{SIM}[{section}]\nprecision = \"fp16\"\n")).unwrap_err();
+            assert_eq!(e.key, format!("{section}.precision"), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("unknown precision \"fp16\""), "{text}");
+        }
+    }
+
     #[test]
     fn missing_files_and_sources_are_reported() {
         let e = parse("[data]\nschema = \"nope.toml\"\nlog = \"nope.csv\"\n").unwrap_err();

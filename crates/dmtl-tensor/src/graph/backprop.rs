@@ -4,7 +4,7 @@
 use ndarray::{s, Array2, ArrayView2, Zip};
 
 use super::kernels::{
-    apply_broadcast, col_sums, gemm, reduce_to, reduce_view, shape, unary_grad_inplace,
+    apply_broadcast, col_sums, gemm_in, reduce_to, reduce_view, shape, unary_grad_inplace,
 };
 use super::tape::Node;
 use super::{Graph, Op, Pooling, Unary, Var};
@@ -106,23 +106,24 @@ impl Graph<'_> {
                 self.sparse_or_dense(*table, g, result);
             }
             Op::MatMul(a, b, ta, tb) => {
+                let p = self.precision;
                 let (av, bv) = (val(*a), val(*b));
                 // C = op(A) op(B). dop(A) = dC op(B)^T, dop(B) = op(A)^T dC.
                 let opa = if *ta { av.reversed_axes() } else { av };
                 let opb = if *tb { bv.reversed_axes() } else { bv };
                 if nodes[a.0].needs_grad {
                     let g = if *ta {
-                        gemm(opb, dy.t())
+                        gemm_in(p, opb, dy.t())
                     } else {
-                        gemm(dy.view(), opb.t())
+                        gemm_in(p, dy.view(), opb.t())
                     };
                     send(*a, g);
                 }
                 if nodes[b.0].needs_grad {
                     let g = if *tb {
-                        gemm(dy.t(), opa)
+                        gemm_in(p, dy.t(), opa)
                     } else {
-                        gemm(opa.t(), dy.view())
+                        gemm_in(p, opa.t(), dy.view())
                     };
                     send(*b, g);
                 }
@@ -153,11 +154,12 @@ impl Graph<'_> {
                         dz
                     }
                 };
+                let p = self.precision;
                 if nodes[x.0].needs_grad {
-                    send(*x, gemm(dz.view(), val(*w)));
+                    send(*x, gemm_in(p, dz.view(), val(*w)));
                 }
                 if nodes[w.0].needs_grad {
-                    send(*w, gemm(dz.t(), val(*x)));
+                    send(*w, gemm_in(p, dz.t(), val(*x)));
                 }
                 if let Some(b) = b {
                     send(*b, col_sums(dz.view()));

@@ -4,12 +4,13 @@
 use ndarray::{s, Array2, ArrayView2, Axis, Zip};
 
 use super::kernels::{
-    apply_broadcast, concat_rows_by_slices, for_each_row, gemm, go_parallel, map_unary, shape,
+    apply_broadcast, concat_rows_by_slices, for_each_row, gemm_in, go_parallel, map_unary, shape,
 };
 use super::{Activation, BackwardFn, Graph, Op, Unary, Var};
 
 impl Graph<'_> {
-    /// Matrix product `a . b` by BLAS GEMM.
+    /// Matrix product `a . b` by BLAS GEMM (bf16 operands with f32 accumulation on a tape
+    /// built [`Graph::with_precision`] bf16).
     ///
     /// # Shapes
     /// `a`: `(m, k)`, `b`: `(k, n)` -> `(m, n)`.
@@ -39,7 +40,7 @@ impl Graph<'_> {
                 shape(&av),
                 shape(&bv)
             );
-            gemm(av, bv)
+            gemm_in(self.precision, av, bv)
         });
         self.push(out, Op::MatMul(a, b, ta, tb))
     }
@@ -60,7 +61,7 @@ impl Graph<'_> {
                 shape(&xv),
                 shape(&wv)
             );
-            gemm(xv, wv.t())
+            gemm_in(self.precision, xv, wv.t())
         });
         let mut activated = false;
         if let Some(b) = b {

@@ -6,6 +6,7 @@ use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
 use super::Unary;
+use crate::precision::Precision;
 
 /// Above this many entries element-wise work runs on Rayon's pool.
 const PAR_MIN: usize = 1 << 15;
@@ -123,6 +124,19 @@ pub(super) fn reduce_to(g: Array2<f32>, shape: (usize, usize)) -> Array2<f32> {
         g
     } else {
         reduce_view(g.view(), shape)
+    }
+}
+
+/// [`gemm`] in `precision`: bf16 operands with f32 accumulation for [`Precision::Bf16`]
+/// (chosen only where the CPU runs it, see [`super::Graph::with_precision`]).
+pub(super) fn gemm_in(
+    precision: Precision,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+) -> Array2<f32> {
+    match precision {
+        Precision::F32 => gemm(a, b),
+        Precision::Bf16 => crate::bf16_gemm::matmul(a, b),
     }
 }
 

@@ -5,6 +5,7 @@ use ndarray::{Array2, ArrayView2};
 use super::kernels::shape;
 use super::{Op, Var};
 use crate::params::{ParamId, ParamStore};
+use crate::precision::Precision;
 
 /// A node's value: computed by its op, or a parameter read from the store without a copy.
 pub(super) enum Value {
@@ -54,15 +55,30 @@ pub(super) struct Node {
 pub struct Graph<'p> {
     pub(super) store: &'p ParamStore,
     pub(super) nodes: std::cell::RefCell<Vec<Node>>,
+    /// The arithmetic of the dense products, as this CPU runs it.
+    pub(super) precision: Precision,
 }
 
 impl<'p> Graph<'p> {
     /// An empty tape over `store`'s parameters.
     pub fn new(store: &'p ParamStore) -> Self {
+        Graph::with_precision(store, Precision::F32)
+    }
+
+    /// An empty tape over `store`'s parameters whose dense products ([`Op::MatMul`],
+    /// [`Op::Linear`], forward and backward) run in `precision`, as this CPU can
+    /// ([`Precision::on_this_cpu`]: bf16 becomes f32 without AVX-512 BF16).
+    pub fn with_precision(store: &'p ParamStore, precision: Precision) -> Self {
         Graph {
             store,
             nodes: std::cell::RefCell::new(Vec::with_capacity(64)),
+            precision: precision.on_this_cpu(),
         }
+    }
+
+    /// The arithmetic this tape's dense products run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The store this graph reads parameters from.
