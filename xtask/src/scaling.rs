@@ -177,7 +177,7 @@ pub fn jobs(sweep: &str, quick: bool) -> Vec<Job> {
         }
         "topk" => {
             for n in topk_sizes(quick) {
-                let runs = if n >= 10_000_000 { "3" } else { "5" };
+                let runs = if n >= 10_000_000 { "2" } else { "5" };
                 let n = n.to_string();
                 out.push(job(
                     "topk",
@@ -958,7 +958,7 @@ fn faiss(root: &Path, quick: bool, table: &mut Table) {
     }
     let mut c = Command::new("python3");
     c.arg(root.join("crates/dmtl-student/benches/faiss_compare.py"))
-        .args(["--threads", "2", "--runs", "5", "--nb"])
+        .args(["--threads", "2", "--runs", "3", "--nb"])
         .args(topk_sizes(quick).iter().map(|n| n.to_string()));
     for l in lines_of(c, "faiss_compare.py").unwrap_or_default() {
         let Some(items) = json_field(&l, "items") else {
