@@ -973,6 +973,9 @@ fn faiss(root: &Path, quick: bool, table: &mut Table) {
                 "items" => items.clone(),
                 "imps_per_s_median" => json_field(&l, "qps_median").unwrap_or_default(),
                 "imps_per_s_max" => json_field(&l, "qps_max").unwrap_or_default(),
+                "imps_per_own_cpu_s_median" => {
+                    json_field(&l, "qps_per_cpu_s_median").unwrap_or_default()
+                }
                 _ => String::new(),
             })
             .collect();
