@@ -117,7 +117,7 @@ pub fn jobs(sweep: &str, quick: bool) -> Vec<Job> {
             "--window_s",
             "1",
             "--max_s",
-            "12",
+            "8",
             "--warmup_s",
             "1",
             "--wait_quiet_s",
