@@ -10,6 +10,7 @@ use std::process::{exit, Command};
 mod alternate;
 mod bench;
 mod mpi;
+mod scaling;
 
 const HELP: &str = "\
 cargo xtask <command> [args]
@@ -29,6 +30,11 @@ Commands:
                    ingest by criterion (other args go to criterion). `--summary-only`
                    re-reads the stored results. Every crate's own benches:
                    `cargo bench --workspace`.
+  scaling [--quick] [--only a,b] [--plot-only]
+                   How cost grows with the work: the teacher step against batch size, threads,
+                   experts and width, exact top-100 against corpus size beside Faiss, CSV and
+                   Parquet reads against log length with peak memory, each point beside its
+                   SGEMM or memory-bandwidth bound; CSV files and plots in docs/img/scaling.
   train|score|export|retrieve|simulate|serve [args]
                    The `dmtl` runner's commands, in a release build (`cargo xtask train --help`).
                    `train --ranks N [args]`: data-parallel training on N processes under
@@ -82,6 +88,16 @@ fn main() {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(2usize);
             bench::command(&root, threads, &opts, || cargo(&root));
+        }
+        "scaling" => {
+            let opts = scaling::Options::parse(rest).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                exit(2)
+            });
+            if !opts.plot_only {
+                ensure_openblas();
+            }
+            scaling::command(&root, &opts, || cargo(&root));
         }
         "demo" | "train" | "score" | "export" | "retrieve" | "simulate" | "serve" => {
             if !pure {
