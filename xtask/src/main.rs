@@ -148,19 +148,13 @@ fn cargo(root: &Path) -> Command {
     c
 }
 
-/// Builds and runs the `dmtl` binary in release mode with `args`.
+/// Builds and runs the `dmtl` binary in release mode with `args`, in the folder `cargo xtask`
+/// was started in, so that relative paths in `args` mean what they say there.
 fn runner(root: &Path, args: &[String]) {
-    let mut c = cargo(root);
-    c.args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "dmtl-runner",
-        "--bin",
-        "dmtl",
-        "--",
-    ]);
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(["run", "--release", "--quiet", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .args(["-p", "dmtl-runner", "--bin", "dmtl", "--"]);
     c.args(args);
     run(c);
 }
