@@ -35,6 +35,16 @@ pub const PAIRS: &[Pair] = &[
         twin_only: &["--emb", "dense", "--fused"],
     },
     Pair {
+        key: "teacher_train_bf16",
+        task: &["--task", "teacher_train", "--bf16"],
+        twin_only: &["--emb", "dense", "--fused"],
+    },
+    Pair {
+        key: "student_train_bf16",
+        task: &["--task", "student_train", "--bf16"],
+        twin_only: &["--emb", "dense", "--fused"],
+    },
+    Pair {
         key: "teacher_infer",
         task: &["--task", "teacher_infer"],
         twin_only: &[],

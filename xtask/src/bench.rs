@@ -15,7 +15,8 @@ use crate::alternate::{self, Side, SideResult};
 /// One figure: a criterion benchmark id, its unit, and how to get its twin.
 struct Figure {
     what: &'static str,
-    /// `<group>/<function>` under target/criterion.
+    /// `<group>/<function>` under target/criterion; figures timed in turn with a PyTorch twin
+    /// ([`Twin::Torch`]) are not read from criterion (`"-"` where no criterion bench exists).
     criterion_id: &'static str,
     /// Items per iteration (impressions, queries or rows).
     per_iter: f64,
@@ -49,6 +50,22 @@ const FIGURES: &[Figure] = &[
         unit: "imp/s",
         twin: Twin::Torch("student_train", "PyTorch"),
         target: 2.0,
+    },
+    Figure {
+        what: "teacher training step, bf16 option (batch 1024)",
+        criterion_id: "-",
+        per_iter: 1024.0,
+        unit: "imp/s",
+        twin: Twin::Torch("teacher_train_bf16", "PyTorch (bf16 autocast)"),
+        target: 1.5,
+    },
+    Figure {
+        what: "student distillation step, bf16 option (batch 1024)",
+        criterion_id: "-",
+        per_iter: 1024.0,
+        unit: "imp/s",
+        twin: Twin::Torch("student_train_bf16", "PyTorch (bf16 autocast)"),
+        target: 1.5,
     },
     Figure {
         what: "teacher scoring (16 batches of 1024)",
