@@ -238,6 +238,71 @@ fn adam_try_step_refuses_an_overflowing_update_and_changes_nothing() {
         .any(|(_, p)| p.value.iter().any(|x| !x.is_finite())));
 }
 
+/// The gradients of [`mixed_grads`] with the big layer's gradient stored column-major, as a
+/// transposed product leaves a weight gradient.
+fn mixed_grads_column_major(n: usize, scale: f32) -> Grads {
+    let g = mixed_grads(n, scale);
+    let mut out = Grads::new(n);
+    for (id, grad) in g.iter() {
+        match grad {
+            dmtl_tensor::Grad::Dense(d) if id.0 == 1 => {
+                let mut t = Array2::zeros(ndarray::ShapeBuilder::f(d.raw_dim()));
+                t.assign(d);
+                assert!(t.as_slice().is_none(), "column-major");
+                out.accumulate_dense(id, t);
+            }
+            dmtl_tensor::Grad::Dense(d) => out.accumulate_dense(id, d.clone()),
+            dmtl_tensor::Grad::Sparse(s) => out.accumulate_sparse(id, s.clone()),
+        }
+    }
+    out
+}
+
+#[test]
+fn adam_try_step_after_a_refused_step_still_equals_step_bit_for_bit() {
+    // The refused step leaves half-written new values in the optimizer's buffers; the steps
+    // after it must not see them, and a column-major gradient takes the checked path.
+    let (mut a, mut b) = (mixed_store(), mixed_store());
+    let (mut oa, mut ob) = (Adam::new(1e-2), Adam::new(1e-2));
+    oa.step(&mut a, &mixed_grads(3, 1.0));
+    ob.try_step(&mut b, &mixed_grads(3, 1.0)).unwrap();
+    let mut poison = mixed_grads(3, 1.0);
+    let mut huge = Array2::from_elem((256, 160), 0.1f32);
+    huge[[200, 100]] = 1e30; // in the second half of the big layer: its own chunk
+    poison = {
+        let mut p = Grads::new(3);
+        for (id, g) in poison.iter() {
+            match g {
+                dmtl_tensor::Grad::Dense(_) if id.0 == 1 => p.accumulate_dense(id, huge.clone()),
+                dmtl_tensor::Grad::Dense(d) => p.accumulate_dense(id, d.clone()),
+                dmtl_tensor::Grad::Sparse(s) => p.accumulate_sparse(id, s.clone()),
+            }
+        }
+        p
+    };
+    let state_before = ob.state_to_safetensors(&b);
+    let err = ob.try_step(&mut b, &poison).unwrap_err();
+    assert_eq!(err.name, "big", "only the big layer overflows");
+    assert_eq!(bits(&a), bits(&b), "nothing changed");
+    assert_eq!(ob.state_to_safetensors(&b), state_before);
+    for k in 1..4 {
+        let g = if k % 2 == 0 {
+            mixed_grads_column_major(3, 1.0 + k as f32)
+        } else {
+            mixed_grads(3, 1.0 + k as f32)
+        };
+        oa.step(&mut a, &g);
+        ob.try_step(&mut b, &g).unwrap();
+        assert_eq!(bits(&a), bits(&b), "step {k}");
+        assert_eq!(
+            oa.state_to_safetensors(&a),
+            ob.state_to_safetensors(&b),
+            "step {k}"
+        );
+    }
+    assert_eq!(oa.steps(), ob.steps());
+}
+
 #[test]
 fn adam_try_step_checks_only_the_touched_embedding_rows() {
     // A huge value in a row the batch does not touch must not block the update.

@@ -27,6 +27,10 @@ pub struct Adam {
     /// The first and second moments of each parameter.
     #[serde(skip)]
     moments: Slots<2>,
+    /// Where [`Optimizer::try_step`] writes a dense parameter's new value and moments before
+    /// it knows they are all finite; kept from step to step so they are not allocated anew.
+    #[serde(skip)]
+    next: Slots<3>,
     #[serde(skip)]
     t: u64,
 }
@@ -42,6 +46,7 @@ impl Adam {
             weight_decay: 0.0,
             decoupled: false,
             moments: Slots::default(),
+            next: Slots::default(),
             t: 0,
         }
     }
@@ -103,9 +108,15 @@ impl Adam {
     }
 
     /// True when the update of `id` with `g` keeps every value finite; reads only.
-    fn update_is_finite(&self, c: &AdamStep, store: &ParamStore, id: ParamId, g: &Grad) -> bool {
+    fn update_is_finite(
+        moments: &Slots<2>,
+        c: &AdamStep,
+        store: &ParamStore,
+        id: ParamId,
+        g: &Grad,
+    ) -> bool {
         let value = store.value(id);
-        let state = self.moments.get(id).map(|[m, v]| (m, v));
+        let state = moments.get(id).map(|[m, v]| (m, v));
         match g {
             Grad::Dense(d) => match state {
                 Some((m, v)) => {
@@ -142,7 +153,7 @@ impl Adam {
                             .fold(true, |ok, (((&p, &m), &v), &g)| ok & c.finite(p, m, v, g))
                     });
                 }
-                self.sparse_update_is_finite(c, value, state, s)
+                Self::sparse_update_is_finite(c, value, state, s)
             }
         }
     }
@@ -150,7 +161,6 @@ impl Adam {
     /// [`Adam::update_is_finite`] of a sparse gradient on values or moments that are not
     /// contiguous.
     fn sparse_update_is_finite(
-        &self,
         c: &AdamStep,
         value: ArrayView2<'_, f32>,
         state: Option<(&Array2<f32>, &Array2<f32>)>,
@@ -232,13 +242,22 @@ fn adam_update(
     }
 }
 
-impl Optimizer for Adam {
-    fn step(&mut self, store: &mut ParamStore, grads: &Grads) {
-        self.t += 1;
-        let c = self.constants(self.t);
+impl Adam {
+    /// Updates in place, with step constants `c`, every parameter with a gradient for which
+    /// `skip` is false, creating moments at a parameter's first update.
+    fn update_in_place(
+        &mut self,
+        c: &AdamStep,
+        store: &mut ParamStore,
+        grads: &Grads,
+        skip: &[bool],
+    ) {
         let moments = self.moments.entries(store.len());
         let mut jobs = Vec::new();
         for (i, (value, slot)) in store.values_mut().zip(moments.iter_mut()).enumerate() {
+            if skip.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             if let Some(g) = grads.get(ParamId(i)) {
                 let [m, v] = slot.get_or_insert_with(|| {
                     [
@@ -252,30 +271,185 @@ impl Optimizer for Adam {
         // Parameters are independent: the many small row updates of the embedding tables run
         // side by side instead of on one core while the others wait.
         jobs.into_par_iter()
-            .for_each(|(value, m, v, g)| adam_update(&c, value, m, v, g));
+            .for_each(|(value, m, v, g)| adam_update(c, value, m, v, g));
+    }
+}
+
+/// A dense parameter's value, moments and gradient as slices in one (row-major) order, when
+/// all four are laid out so.
+fn dense_slices<'a>(
+    value: ArrayView2<'a, f32>,
+    state: Option<&'a [Array2<f32>; 2]>,
+    g: &'a Grad,
+) -> Option<[&'a [f32]; 4]> {
+    let (Grad::Dense(d), Some([m, v])) = (g, state) else {
+        return None;
+    };
+    Some([
+        value.to_slice()?,
+        m.as_slice()?,
+        v.as_slice()?,
+        d.as_slice()?,
+    ])
+}
+
+/// Adam's update of `p`, `m`, `v` with `g` written to `next`; true when every new entry is
+/// finite. Large parameters are split over Rayon's threads.
+fn update_into(c: &AdamStep, [p, m, v, g]: [&[f32]; 4], next: &mut [Array2<f32>; 3]) -> bool {
+    let [np, nm, nv] = next;
+    let (np, nm, nv) = (
+        np.as_slice_mut().expect("standard layout"),
+        nm.as_slice_mut().expect("standard layout"),
+        nv.as_slice_mut().expect("standard layout"),
+    );
+    let run = |p: &[f32],
+               m: &[f32],
+               v: &[f32],
+               g: &[f32],
+               np: &mut [f32],
+               nm: &mut [f32],
+               nv: &mut [f32]| {
+        let mut ok = true;
+        for i in 0..p.len() {
+            let (a, b, e) = c.apply(p[i], m[i], v[i], g[i]);
+            (np[i], nm[i], nv[i]) = (a, b, e);
+            ok &= a.is_finite() & b.is_finite() & e.is_finite();
+        }
+        ok
+    };
+    const CHUNK: usize = 1 << 14;
+    if p.len() < 2 * CHUNK {
+        return run(p, m, v, g, np, nm, nv);
+    }
+    p.par_chunks(CHUNK)
+        .zip(m.par_chunks(CHUNK))
+        .zip(v.par_chunks(CHUNK))
+        .zip(g.par_chunks(CHUNK))
+        .zip(np.par_chunks_mut(CHUNK))
+        .zip(nm.par_chunks_mut(CHUNK))
+        .zip(nv.par_chunks_mut(CHUNK))
+        .map(|((((((p, m), v), g), np), nm), nv)| run(p, m, v, g, np, nm, nv))
+        .reduce(|| true, |a, b| a & b)
+}
+
+/// Where [`Optimizer::try_step`] puts a parameter's new entries before keeping them.
+enum Staged<'a> {
+    /// A dense parameter's whole new value, first and second moment.
+    Dense(&'a mut [Array2<f32>; 3]),
+    /// Checked first, updated in place after.
+    Checked,
+}
+
+/// What [`Optimizer::try_step`] did with a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dense,
+    Checked,
+}
+
+/// The slot of `id` from an iterator over slots by ascending id (`id`s are asked in
+/// ascending order).
+fn nth_slot<'a, T: 'a>(
+    slots: &mut impl Iterator<Item = (usize, &'a mut T)>,
+    id: ParamId,
+) -> &'a mut T {
+    slots
+        .find(|(i, _)| *i == id.0)
+        .map(|(_, s)| s)
+        .expect("a slot for every parameter, asked in id order")
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self, store: &mut ParamStore, grads: &Grads) {
+        self.t += 1;
+        let c = self.constants(self.t);
+        self.update_in_place(&c, store, grads, &[]);
     }
 
-    /// Checks every new value first, reading only what the update would touch (the
-    /// gradient's rows of an embedding table), then updates in place: a refused step leaves
-    /// parameters, moments and the step count unchanged.
+    /// Refuses a step that would leave a value or moment non-finite, changing nothing. A
+    /// dense parameter with moments computes its new value and moments in one pass, checking
+    /// them as it goes, into buffers of its own, which are swapped in only when every
+    /// parameter passed. The others (embedding tables, whose few touched rows are cached by
+    /// the check for the update that follows, and parameters at their first update) are
+    /// checked first, reading only what the update would touch, and updated in place after.
+    /// The values are those of [`Optimizer::step`], bit for bit.
     fn try_step(&mut self, store: &mut ParamStore, grads: &Grads) -> Result<(), NonFiniteUpdate> {
         let c = self.constants(self.t + 1);
-        // Parameters are checked side by side (the many small embedding rows and the dense
-        // layers alike); the first failing one in id order is reported, as a sequential scan
-        // would.
-        let all: Vec<(ParamId, &Grad)> = grads.iter().collect();
-        let this = &*self;
+        let n = store.len();
+        let moments = &self.moments;
         let store_ref = &*store;
-        if let Some((param, _)) = all
+        // Each parameter with a gradient, with where its new entries go.
+        let mut jobs: Vec<(ParamId, &Grad, Staged<'_>)> = Vec::new();
+        let mut dense_slots = self.next.entries(n).iter_mut().enumerate();
+        for (id, g) in grads.iter() {
+            let value = store_ref.value(id);
+            let state = moments.get(id);
+            let staged = if dense_slices(value, state, g).is_some() {
+                let slot = nth_slot(&mut dense_slots, id);
+                let shape = value.raw_dim();
+                if !slot.as_ref().is_some_and(|b| b[0].raw_dim() == shape) {
+                    *slot = Some([
+                        Array2::zeros(shape),
+                        Array2::zeros(shape),
+                        Array2::zeros(shape),
+                    ]);
+                }
+                Staged::Dense(slot.as_mut().expect("just filled"))
+            } else {
+                Staged::Checked
+            };
+            jobs.push((id, g, staged));
+        }
+        // Side by side; the first failing parameter in id order is reported, as a sequential
+        // scan would.
+        let verdicts: Vec<(ParamId, Kind, bool)> = jobs
             .into_par_iter()
-            .find_first(|(id, g)| !this.update_is_finite(&c, store_ref, *id, g))
-        {
+            .map(|(id, g, staged)| {
+                let (value, state) = (store_ref.value(id), moments.get(id));
+                match staged {
+                    Staged::Dense(next) => {
+                        let slices = dense_slices(value, state, g).expect("checked above");
+                        (id, Kind::Dense, update_into(&c, slices, next))
+                    }
+                    Staged::Checked => (
+                        id,
+                        Kind::Checked,
+                        Self::update_is_finite(moments, &c, store_ref, id, g),
+                    ),
+                }
+            })
+            .collect();
+        if let Some(&(param, _, _)) = verdicts.iter().find(|v| !v.2) {
             return Err(NonFiniteUpdate {
                 param,
                 name: store.get(param).name.clone(),
             });
         }
-        self.step(store, grads);
+        self.t += 1;
+        let mut kinds = vec![Kind::Checked; n];
+        for &(id, kind, _) in &verdicts {
+            kinds[id.0] = kind;
+        }
+        let moments = self.moments.entries(n);
+        let mut keep = Vec::new();
+        for (i, (value, (next, state))) in store
+            .values_mut()
+            .zip(self.next.entries(n).iter_mut().zip(moments.iter_mut()))
+            .enumerate()
+        {
+            if kinds[i] == Kind::Dense {
+                let [np, nm, nv] = next.as_mut().expect("written above");
+                let [m, v] = state.as_mut().expect("has moments");
+                keep.push((value, m, v, np, nm, nv));
+            }
+        }
+        for (value, m, v, np, nm, nv) in keep {
+            std::mem::swap(value, np);
+            std::mem::swap(m, nm);
+            std::mem::swap(v, nv);
+        }
+        let skip: Vec<bool> = kinds.iter().map(|k| *k != Kind::Checked).collect();
+        self.update_in_place(&c, store, grads, &skip);
         Ok(())
     }
 
