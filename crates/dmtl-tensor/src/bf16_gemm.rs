@@ -100,14 +100,26 @@ pub fn matmul_with(kernel: Kernel, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32
     };
     let n_pad = n.div_ceil(NR) * NR;
     let rows_pad = m.div_ceil(mr) * mr;
+    let k_pairs = k.div_ceil(2);
 
     // B's column block `blk`: `w[(blk * t_len + t) * NR + j] = (B[2t, c], B[2t + 1, c])` for
     // `c = blk * NR + j`, zero beyond `n` and `k`, as both kernels read it.
-    let mut w = vec![0u32; n_pad * t_len];
+    // SAFETY: every entry is written below: `pairs_into` writes every pair of every column
+    // of the block, and the pads past `n` and past `k`'s pairs are zeroed.
+    let mut w = unsafe { crate::uninit::vec::<u32>(n_pad * t_len) };
     let bt = b.reversed_axes();
     for (blk, wb) in w.chunks_exact_mut(t_len * NR).enumerate() {
         let c0 = blk * NR;
         let cols = bt.slice(ndarray::s![c0..(c0 + NR).min(n), ..]);
+        // Columns past `n` (in the last block only) and pairs past `k`'s (AMX rounds `t_len`
+        // up to whole tiles) must read as zero.
+        let cols_here = cols.nrows();
+        if cols_here < NR {
+            for t in 0..k_pairs {
+                wb[t * NR + cols_here..(t + 1) * NR].fill(0);
+            }
+        }
+        wb[k_pairs * NR..].fill(0);
         pairs_into(cols, wb, 1, NR);
     }
 
@@ -117,8 +129,16 @@ pub fn matmul_with(kernel: Kernel, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32
         let r0 = ci * chunk_rows;
         let rows = o.len() / n_pad;
         let r1 = (r0 + rows).min(m);
-        // A's rows `r0..r1` as `rows` x `t_len` pairs, padding zero.
-        let mut ap = vec![0u32; rows * t_len];
+        // A's rows `r0..r1` as `rows` x `t_len` pairs, padding rows zero.
+        // SAFETY: `pairs_into` writes every pair of the rows `r0..r1`; the rows past them and
+        // the pairs past `k`'s are zeroed here.
+        let mut ap = unsafe { crate::uninit::vec::<u32>(rows * t_len) };
+        ap[(r1 - r0) * t_len..].fill(0);
+        if t_len > k_pairs {
+            for row in ap.chunks_exact_mut(t_len).take(r1 - r0) {
+                row[k_pairs..].fill(0);
+            }
+        }
         pairs_into(a.slice(ndarray::s![r0..r1, ..]), &mut ap, t_len, 1);
         match kernel {
             Kernel::Avx512 => {
@@ -239,24 +259,42 @@ fn pairs_into(src: ArrayView2<'_, f32>, out: &mut [u32], row_step: usize, t_step
             }
         }
     } else if s0 == 1 {
-        // Columns contiguous (a transposed row-major matrix): two columns make the pairs.
-        let mut pair = vec![0u32; rows];
-        for t in 0..t_len {
-            let lo = src.column(2 * t);
-            let lo = lo.as_slice().expect("unit row stride");
-            match (2 * t + 1 < k).then(|| src.column(2 * t + 1)) {
-                Some(hi) => interleave(lo, hi.as_slice().expect("unit row stride"), &mut pair),
-                None => pair
-                    .iter_mut()
-                    .zip(lo)
-                    .for_each(|(p, &x)| *p = round_bf16(x) as u32),
+        // Columns contiguous (a transposed row-major matrix): two columns make the pairs,
+        // `TB` pairs at a time, so that each output row gets `TB` consecutive words at once
+        // (one write per entry to another row's cache line was a twentieth of a step).
+        const TB: usize = 16;
+        let mut pairs = vec![0u32; TB * rows];
+        for t0 in (0..t_len).step_by(TB) {
+            let tb = TB.min(t_len - t0);
+            for (dt, pair) in pairs.chunks_exact_mut(rows).take(tb).enumerate() {
+                let t = t0 + dt;
+                let lo = src.column(2 * t);
+                let lo = lo.as_slice().expect("unit row stride");
+                match (2 * t + 1 < k).then(|| src.column(2 * t + 1)) {
+                    Some(hi) => interleave(lo, hi.as_slice().expect("unit row stride"), pair),
+                    None => pair
+                        .iter_mut()
+                        .zip(lo)
+                        .for_each(|(p, &x)| *p = round_bf16(x) as u32),
+                }
             }
             if row_step == 1 {
-                let o = t * t_step;
-                out[o..o + rows].copy_from_slice(&pair);
+                for (dt, pair) in pairs.chunks_exact(rows).take(tb).enumerate() {
+                    let o = (t0 + dt) * t_step;
+                    out[o..o + rows].copy_from_slice(pair);
+                }
+            } else if t_step == 1 {
+                for i in 0..rows {
+                    let o = &mut out[i * row_step + t0..i * row_step + t0 + tb];
+                    for (dt, v) in o.iter_mut().enumerate() {
+                        *v = pairs[dt * rows + i];
+                    }
+                }
             } else {
-                for (i, &v) in pair.iter().enumerate() {
-                    out[i * row_step + t * t_step] = v;
+                for (dt, pair) in pairs.chunks_exact(rows).take(tb).enumerate() {
+                    for (i, &v) in pair.iter().enumerate() {
+                        out[i * row_step + (t0 + dt) * t_step] = v;
+                    }
                 }
             }
         }
@@ -340,8 +378,8 @@ mod tests {
             ("columns contiguous", mt.t()),
             ("strided", strided.slice(ndarray::s![..;2, ..;3])),
         ] {
-            for (row_step, t_step) in [(t_len, 1), (1, rows)] {
-                let mut got = vec![0u32; rows * t_len];
+            for (row_step, t_step) in [(t_len, 1), (1, rows), (2 * t_len + 1, 2)] {
+                let mut got = vec![0u32; (rows - 1) * row_step + (t_len - 1) * t_step + 1];
                 pairs_into(v, &mut got, row_step, t_step);
                 for i in 0..rows {
                     for t in 0..t_len {

@@ -62,6 +62,7 @@ pub mod params;
 pub mod precision;
 mod tensor_file;
 pub mod threads;
+mod uninit;
 
 pub use error::TensorError;
 pub use graph::{Activation, BackwardFn, Graph, Op, Pooling, Unary, Var};

@@ -290,9 +290,14 @@ impl SparseGrad {
         }
         starts.push(order.len());
         let dim = values.ncols();
-        let mut out = Array2::<f32>::zeros((uniq.len(), dim));
+        // SAFETY: every distinct row has at least one entry, whose values `fill` writes to
+        // the whole output row before adding the others.
+        let mut out = unsafe { crate::uninit::matrix(uniq.len(), dim) };
         let fill = |(u, mut dst): (usize, ndarray::ArrayViewMut1<'_, f32>)| {
-            for &j in &order[starts[u]..starts[u + 1]] {
+            let entries = &order[starts[u]..starts[u + 1]];
+            // `0 + x`: the sum a zeroed start gives, sign of zero included.
+            dst.zip_mut_with(&values.row(entries[0] as usize), |d, &x| *d = 0.0 + x);
+            for &j in &entries[1..] {
                 dst += &values.row(j as usize);
             }
         };

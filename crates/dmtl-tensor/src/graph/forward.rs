@@ -391,7 +391,9 @@ impl Graph<'_> {
             experts.len()
         );
         let d = self.shape(experts[0]).1;
-        let mut out = Array2::<f32>::zeros((rows, d));
+        // SAFETY: `per_row` below writes every entry of its row (expert 0's term) before
+        // reading any.
+        let mut out = unsafe { crate::uninit::matrix(rows, d) };
         {
             let nodes = self.nodes.borrow();
             let view = |v: Var| nodes[v.0].value.view(self.store);
@@ -407,14 +409,20 @@ impl Graph<'_> {
                 );
             }
             // Row by row over contiguous slices (a column of the gate broadcast over a Zip is
-            // slow); each entry still adds the experts in order k = 0, 1, ...
+            // slow); each entry still adds the experts in order k = 0, 1, ... onto 0 (expert
+            // 0's term is written as `0 + g e`, the sum a zeroed start would give, sign of
+            // zero included).
             let per_row = |(r, mut o): (usize, ndarray::ArrayViewMut1<'_, f32>)| {
                 for (k, ev) in evs.iter().enumerate() {
                     let g = gv[[r, k]];
                     let er = ev.row(r);
+                    let add = |o: &mut f32, e: f32| {
+                        let acc = if k == 0 { 0.0 } else { *o };
+                        *o = acc + g * e;
+                    };
                     match (o.as_slice_mut(), er.as_slice()) {
-                        (Some(o), Some(e)) => o.iter_mut().zip(e).for_each(|(o, &e)| *o += g * e),
-                        _ => o.iter_mut().zip(er.iter()).for_each(|(o, &e)| *o += g * e),
+                        (Some(o), Some(e)) => o.iter_mut().zip(e).for_each(|(o, &e)| add(o, e)),
+                        _ => o.iter_mut().zip(er.iter()).for_each(|(o, &e)| add(o, e)),
                     }
                 }
             };

@@ -161,7 +161,9 @@ pub(super) fn gemm(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32
 pub(super) fn concat_rows_by_slices(views: &[ArrayView2<'_, f32>]) -> Array2<f32> {
     let rows = views[0].nrows();
     let cols: usize = views.iter().map(|v| v.ncols()).sum();
-    let mut out = Array2::<f32>::zeros((rows, cols));
+    // SAFETY: the loop below writes every column of every row (the views' widths sum to
+    // `cols`).
+    let mut out = unsafe { crate::uninit::matrix(rows, cols) };
     if cols == 0 {
         return out;
     }
