@@ -153,6 +153,9 @@ pub struct DemoOptions {
     pub k: Option<usize>,
     /// Override the epochs of every model (quick trials).
     pub epochs: Option<usize>,
+    /// Override the training precision of the teacher and the students
+    /// (`[teacher.train] precision`, `[student.train] precision`).
+    pub precision: Option<dmtl_tensor::Precision>,
 }
 
 /// What a demo produced.
@@ -185,6 +188,10 @@ pub fn demo(opts: &DemoOptions, progress: &Progress) -> Result<DemoResult> {
         if let Some(e) = opts.epochs {
             cfg.teacher.train.epochs = e;
             cfg.student.train.epochs = e;
+        }
+        if let Some(p) = opts.precision {
+            cfg.teacher.train.precision = p;
+            cfg.student.train.precision = p;
         }
         cfg.validate("<demo>")?;
         k = cfg.eval.k;

@@ -60,6 +60,10 @@ enum Command {
         /// Epochs of every model (default: the scale's setting).
         #[arg(long)]
         epochs: Option<usize>,
+        /// Precision of the dense products while training every model: f32 (the default) or
+        /// bf16 (needs AVX-512 BF16; elsewhere training says so and runs in f32).
+        #[arg(long)]
+        precision: Option<dmtl_tensor::Precision>,
     },
     /// The same pipeline on your own CSV/Parquet logs, from a run.toml.
     ///
@@ -238,6 +242,7 @@ fn run(command: Command, progress: &Progress, rank: usize) -> anyhow::Result<()>
             out,
             k,
             epochs,
+            precision,
         } => {
             let r = commands::demo(
                 &DemoOptions {
@@ -246,6 +251,7 @@ fn run(command: Command, progress: &Progress, rank: usize) -> anyhow::Result<()>
                     out,
                     k,
                     epochs,
+                    precision,
                 },
                 progress,
             )?;

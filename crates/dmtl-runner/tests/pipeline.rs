@@ -296,3 +296,34 @@ fn merge(base: &str, extra: &str) -> String {
     }
     out
 }
+
+#[test]
+fn demo_precision_reaches_every_model_and_defaults_to_f32() {
+    use dmtl_runner::commands::DemoOptions;
+    use dmtl_runner::Scale;
+    use dmtl_tensor::Precision;
+    let tmp = tempfile::tempdir().unwrap();
+    let quiet = Progress::new(true);
+    for (name, precision, want) in [
+        ("default", None, Precision::F32),
+        ("bf16", Some(Precision::Bf16), Precision::Bf16),
+    ] {
+        let out = tmp.path().join(name);
+        let r = commands::demo(
+            &DemoOptions {
+                seeds: 1,
+                scale: Scale::Tiny,
+                out: Some(out.clone()),
+                k: None,
+                epochs: Some(1),
+                precision,
+            },
+            &quiet,
+        )
+        .unwrap();
+        let cfg = RunConfig::load(&r.dir.join(layout::CONFIG_FILE)).unwrap();
+        assert_eq!(cfg.teacher.train.precision, want, "{name}: teacher");
+        assert_eq!(cfg.student.train.precision, want, "{name}: students");
+        assert_eq!(r.runs.len(), 1);
+    }
+}
