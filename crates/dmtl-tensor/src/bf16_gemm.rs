@@ -108,19 +108,12 @@ pub fn matmul_with(kernel: Kernel, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32
     // of the block, and the pads past `n` and past `k`'s pairs are zeroed.
     let mut w = unsafe { crate::uninit::vec::<u32>(n_pad * t_len) };
     let bt = b.reversed_axes();
-    for (blk, wb) in w.chunks_exact_mut(t_len * NR).enumerate() {
-        let c0 = blk * NR;
-        let cols = bt.slice(ndarray::s![c0..(c0 + NR).min(n), ..]);
-        // Columns past `n` (in the last block only) and pairs past `k`'s (AMX rounds `t_len`
-        // up to whole tiles) must read as zero.
-        let cols_here = cols.nrows();
-        if cols_here < NR {
-            for t in 0..k_pairs {
-                wb[t * NR + cols_here..(t + 1) * NR].fill(0);
-            }
-        }
-        wb[k_pairs * NR..].fill(0);
-        pairs_into(cols, wb, 1, NR);
+    if let Some(rows) = row_major_rows(b) {
+        // Rows of B contiguous (a weight for `dZ W`, the layer's input for `dZ^T X`): each
+        // pair of rows is rounded and interleaved once, into every block in turn.
+        pack_b_rows(&rows, n, k_pairs, t_len, &mut w);
+    } else {
+        pack_b_blocks(bt, n, k_pairs, t_len, &mut w);
     }
 
     let mut out: Vec<f32> = Vec::with_capacity(rows_pad * n_pad);
@@ -211,6 +204,69 @@ pub fn matmul_with(kernel: Kernel, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32
     Array2::from_shape_vec((m, n), out).expect("m * n entries")
 }
 
+/// B's column blocks from any layout of `bt = B^T` (`(n, k)`):
+/// `w[(blk * t_len + t) * NR + j] = (B[2t, c], B[2t + 1, c])` for `c = blk * NR + j`, zero
+/// beyond `n` and past `k`'s `k_pairs` pairs.
+fn pack_b_blocks(bt: ArrayView2<'_, f32>, n: usize, k_pairs: usize, t_len: usize, w: &mut [u32]) {
+    for (blk, wb) in w.chunks_exact_mut(t_len * NR).enumerate() {
+        let c0 = blk * NR;
+        let cols = bt.slice(ndarray::s![c0..(c0 + NR).min(n), ..]);
+        // Columns past `n` (in the last block only) and pairs past `k`'s (AMX rounds `t_len`
+        // up to whole tiles) must read as zero.
+        let cols_here = cols.nrows();
+        if cols_here < NR {
+            for t in 0..k_pairs {
+                wb[t * NR + cols_here..(t + 1) * NR].fill(0);
+            }
+        }
+        wb[k_pairs * NR..].fill(0);
+        pairs_into(cols, wb, 1, NR);
+    }
+}
+
+/// B's rows as slices when each is contiguous (`B[p, ..]` at `rows[p]`).
+fn row_major_rows<'a>(b: ArrayView2<'a, f32>) -> Option<Vec<&'a [f32]>> {
+    if b.ncols() > 1 && b.strides()[1] != 1 {
+        return None;
+    }
+    (0..b.nrows())
+        .map(|p| b.index_axis_move(ndarray::Axis(0), p).to_slice())
+        .collect()
+}
+
+/// [`pack_b_blocks`] for a B whose rows are contiguous: each pair of rows is rounded and
+/// interleaved in one pass, then its 32-column pieces are copied into their blocks.
+fn pack_b_rows(rows: &[&[f32]], n: usize, k_pairs: usize, t_len: usize, w: &mut [u32]) {
+    let blocks = n.div_ceil(NR);
+    let mut pairs = vec![0u32; n];
+    for t in 0..k_pairs {
+        let lo = rows[2 * t];
+        match rows.get(2 * t + 1) {
+            Some(hi) => interleave(lo, hi, &mut pairs),
+            None => pairs
+                .iter_mut()
+                .zip(lo)
+                .for_each(|(p, &x)| *p = round_bf16(x) as u32),
+        }
+        for blk in 0..blocks {
+            let c0 = blk * NR;
+            let at = (blk * t_len + t) * NR;
+            let dst: &mut [u32; NR] = (&mut w[at..at + NR]).try_into().expect("NR words");
+            match pairs.get(c0..c0 + NR) {
+                Some(src) => *dst = src.try_into().expect("NR words"),
+                None => {
+                    let cols = n - c0;
+                    dst[..cols].copy_from_slice(&pairs[c0..]);
+                    dst[cols..].fill(0);
+                }
+            }
+        }
+    }
+    for blk in 0..blocks {
+        w[(blk * t_len + k_pairs) * NR..(blk + 1) * t_len * NR].fill(0);
+    }
+}
+
 /// Rows of the output per task: all of them (rounded up to `mr`, the kernel's rows) on the calling thread for
 /// small products or inside a Rayon task (a data-parallel shard already keeps its core
 /// busy), else about four tasks per thread.
@@ -258,6 +314,13 @@ fn pairs_into(src: ArrayView2<'_, f32>, out: &mut [u32], row_step: usize, t_step
                 }
             }
         }
+    } else if s0 == 1 && row_step == 1 {
+        // Columns contiguous (a transposed row-major matrix) into consecutive words: each
+        // pair of columns is rounded and interleaved straight into its place.
+        for t in 0..t_len {
+            let o = t * t_step;
+            column_pairs(src, t, &mut out[o..o + rows]);
+        }
     } else if s0 == 1 {
         // Columns contiguous (a transposed row-major matrix): two columns make the pairs,
         // `TB` pairs at a time, so that each output row gets `TB` consecutive words at once
@@ -267,23 +330,9 @@ fn pairs_into(src: ArrayView2<'_, f32>, out: &mut [u32], row_step: usize, t_step
         for t0 in (0..t_len).step_by(TB) {
             let tb = TB.min(t_len - t0);
             for (dt, pair) in pairs.chunks_exact_mut(rows).take(tb).enumerate() {
-                let t = t0 + dt;
-                let lo = src.column(2 * t);
-                let lo = lo.as_slice().expect("unit row stride");
-                match (2 * t + 1 < k).then(|| src.column(2 * t + 1)) {
-                    Some(hi) => interleave(lo, hi.as_slice().expect("unit row stride"), pair),
-                    None => pair
-                        .iter_mut()
-                        .zip(lo)
-                        .for_each(|(p, &x)| *p = round_bf16(x) as u32),
-                }
+                column_pairs(src, t0 + dt, pair);
             }
-            if row_step == 1 {
-                for (dt, pair) in pairs.chunks_exact(rows).take(tb).enumerate() {
-                    let o = (t0 + dt) * t_step;
-                    out[o..o + rows].copy_from_slice(pair);
-                }
-            } else if t_step == 1 {
+            if t_step == 1 {
                 for i in 0..rows {
                     let o = &mut out[i * row_step + t0..i * row_step + t0 + tb];
                     for (dt, v) in o.iter_mut().enumerate() {
@@ -308,6 +357,22 @@ fn pairs_into(src: ArrayView2<'_, f32>, out: &mut [u32], row_step: usize, t_step
                 out[i * row_step + t * t_step] = v;
             }
         }
+    }
+}
+
+/// Pair `t` of every row of `src` (`(rows, k)` with contiguous columns): `pair[i]` holds
+/// `src[i, 2t]` rounded to bf16 in its low half and `src[i, 2t + 1]` in its high half (zero
+/// past an odd `k`).
+fn column_pairs(src: ArrayView2<'_, f32>, t: usize, pair: &mut [u32]) {
+    let k = src.ncols();
+    let lo = src.column(2 * t);
+    let lo = lo.as_slice().expect("unit row stride");
+    match (2 * t + 1 < k).then(|| src.column(2 * t + 1)) {
+        Some(hi) => interleave(lo, hi.as_slice().expect("unit row stride"), pair),
+        None => pair
+            .iter_mut()
+            .zip(lo)
+            .for_each(|(p, &x)| *p = round_bf16(x) as u32),
     }
 }
 
