@@ -332,20 +332,9 @@ fn update_into(c: &AdamStep, [p, m, v, g]: [&[f32]; 4], next: &mut [Array2<f32>;
         .reduce(|| true, |a, b| a & b)
 }
 
-/// Where [`Optimizer::try_step`] puts a parameter's new entries before keeping them.
-enum Staged<'a> {
-    /// A dense parameter's whole new value, first and second moment.
-    Dense(&'a mut [Array2<f32>; 3]),
-    /// Checked first, updated in place after.
-    Checked,
-}
-
-/// What [`Optimizer::try_step`] did with a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Dense,
-    Checked,
-}
+/// A dense parameter's new value, first and second moment, staged by
+/// [`Optimizer::try_step`] before they are kept.
+type Next = [Array2<f32>; 3];
 
 /// The slot of `id` from an iterator over slots by ascending id (`id`s are asked in
 /// ascending order).
@@ -378,13 +367,13 @@ impl Optimizer for Adam {
         let n = store.len();
         let moments = &self.moments;
         let store_ref = &*store;
-        // Each parameter with a gradient, with where its new entries go.
-        let mut jobs: Vec<(ParamId, &Grad, Staged<'_>)> = Vec::new();
+        // Each parameter with a gradient, with the buffers its new value and moments go to
+        // when it is a dense parameter with moments (`None`: checked, then updated in place).
+        let mut jobs: Vec<(ParamId, &Grad, Option<&mut Next>)> = Vec::new();
         let mut dense_slots = self.next.entries(n).iter_mut().enumerate();
         for (id, g) in grads.iter() {
             let value = store_ref.value(id);
-            let state = moments.get(id);
-            let staged = if dense_slices(value, state, g).is_some() {
+            let next = dense_slices(value, moments.get(id), g).is_some().then(|| {
                 let slot = nth_slot(&mut dense_slots, id);
                 let shape = value.raw_dim();
                 if !slot.as_ref().is_some_and(|b| b[0].raw_dim() == shape) {
@@ -394,29 +383,25 @@ impl Optimizer for Adam {
                         Array2::zeros(shape),
                     ]);
                 }
-                Staged::Dense(slot.as_mut().expect("just filled"))
-            } else {
-                Staged::Checked
-            };
-            jobs.push((id, g, staged));
+                slot.as_mut().expect("just filled")
+            });
+            jobs.push((id, g, next));
         }
         // Side by side; the first failing parameter in id order is reported, as a sequential
-        // scan would.
-        let verdicts: Vec<(ParamId, Kind, bool)> = jobs
+        // scan would. Each verdict: (parameter, staged in buffers, finite).
+        let verdicts: Vec<(ParamId, bool, bool)> = jobs
             .into_par_iter()
-            .map(|(id, g, staged)| {
-                let (value, state) = (store_ref.value(id), moments.get(id));
-                match staged {
-                    Staged::Dense(next) => {
-                        let slices = dense_slices(value, state, g).expect("checked above");
-                        (id, Kind::Dense, update_into(&c, slices, next))
-                    }
-                    Staged::Checked => (
-                        id,
-                        Kind::Checked,
-                        Self::update_is_finite(moments, &c, store_ref, id, g),
-                    ),
+            .map(|(id, g, next)| match next {
+                Some(next) => {
+                    let slices = dense_slices(store_ref.value(id), moments.get(id), g)
+                        .expect("checked above");
+                    (id, true, update_into(&c, slices, next))
                 }
+                None => (
+                    id,
+                    false,
+                    Self::update_is_finite(moments, &c, store_ref, id, g),
+                ),
             })
             .collect();
         if let Some(&(param, _, _)) = verdicts.iter().find(|v| !v.2) {
@@ -426,30 +411,22 @@ impl Optimizer for Adam {
             });
         }
         self.t += 1;
-        let mut kinds = vec![Kind::Checked; n];
-        for &(id, kind, _) in &verdicts {
-            kinds[id.0] = kind;
+        let mut staged = vec![false; n];
+        for &(id, in_buffers, _) in &verdicts {
+            staged[id.0] = in_buffers;
         }
         let moments = self.moments.entries(n);
-        let mut keep = Vec::new();
-        for (i, (value, (next, state))) in store
+        let all = store
             .values_mut()
-            .zip(self.next.entries(n).iter_mut().zip(moments.iter_mut()))
-            .enumerate()
-        {
-            if kinds[i] == Kind::Dense {
-                let [np, nm, nv] = next.as_mut().expect("written above");
-                let [m, v] = state.as_mut().expect("has moments");
-                keep.push((value, m, v, np, nm, nv));
-            }
-        }
-        for (value, m, v, np, nm, nv) in keep {
+            .zip(self.next.entries(n).iter_mut().zip(moments.iter_mut()));
+        for (_, (value, (next, state))) in all.enumerate().filter(|(i, _)| staged[*i]) {
+            let [np, nm, nv] = next.as_mut().expect("written above");
+            let [m, v] = state.as_mut().expect("has moments");
             std::mem::swap(value, np);
             std::mem::swap(m, nm);
             std::mem::swap(v, nv);
         }
-        let skip: Vec<bool> = kinds.iter().map(|k| *k != Kind::Checked).collect();
-        self.update_in_place(&c, store, grads, &skip);
+        self.update_in_place(&c, store, grads, &staged);
         Ok(())
     }
 
