@@ -240,14 +240,7 @@ fn pack_b_rows(rows: &[&[f32]], n: usize, k_pairs: usize, t_len: usize, w: &mut 
     let blocks = n.div_ceil(NR);
     let mut pairs = vec![0u32; n];
     for t in 0..k_pairs {
-        let lo = rows[2 * t];
-        match rows.get(2 * t + 1) {
-            Some(hi) => interleave(lo, hi, &mut pairs),
-            None => pairs
-                .iter_mut()
-                .zip(lo)
-                .for_each(|(p, &x)| *p = round_bf16(x) as u32),
-        }
+        pair_up(rows[2 * t], rows.get(2 * t + 1).copied(), &mut pairs);
         for blk in 0..blocks {
             let c0 = blk * NR;
             let at = (blk * t_len + t) * NR;
@@ -314,13 +307,6 @@ fn pairs_into(src: ArrayView2<'_, f32>, out: &mut [u32], row_step: usize, t_step
                 }
             }
         }
-    } else if s0 == 1 && row_step == 1 {
-        // Columns contiguous (a transposed row-major matrix) into consecutive words: each
-        // pair of columns is rounded and interleaved straight into its place.
-        for t in 0..t_len {
-            let o = t * t_step;
-            column_pairs(src, t, &mut out[o..o + rows]);
-        }
     } else if s0 == 1 {
         // Columns contiguous (a transposed row-major matrix): two columns make the pairs,
         // `TB` pairs at a time, so that each output row gets `TB` consecutive words at once
@@ -366,9 +352,19 @@ fn pairs_into(src: ArrayView2<'_, f32>, out: &mut [u32], row_step: usize, t_step
 fn column_pairs(src: ArrayView2<'_, f32>, t: usize, pair: &mut [u32]) {
     let k = src.ncols();
     let lo = src.column(2 * t);
-    let lo = lo.as_slice().expect("unit row stride");
-    match (2 * t + 1 < k).then(|| src.column(2 * t + 1)) {
-        Some(hi) => interleave(lo, hi.as_slice().expect("unit row stride"), pair),
+    let hi = (2 * t + 1 < k).then(|| src.column(2 * t + 1));
+    pair_up(
+        lo.as_slice().expect("unit row stride"),
+        hi.as_ref().map(|h| h.as_slice().expect("unit row stride")),
+        pair,
+    );
+}
+
+/// `pair[i] = bf16(lo[i]) | bf16(hi[i]) << 16`, the high half zero without `hi` (the last pair
+/// of an odd `k`).
+fn pair_up(lo: &[f32], hi: Option<&[f32]>, pair: &mut [u32]) {
+    match hi {
+        Some(hi) => interleave(lo, hi, pair),
         None => pair
             .iter_mut()
             .zip(lo)
